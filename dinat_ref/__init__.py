@@ -1,0 +1,11 @@
+"""dinat-ref: Neighborhood Attention, Dilated Neighborhood Attention and DiNAT.
+
+A readable NumPy reference (:mod:`dinat_ref.numpy`) beside a fast PyTorch path
+(:mod:`dinat_ref.torch`), one neighborhood rule shared by both
+(:mod:`dinat_ref.neighborhood`), visualizers (:mod:`dinat_ref.viz`) and a kernel
+verifier (:mod:`dinat_ref.testing`).
+"""
+
+__version__ = "0.1.0"
+
+__all__ = ["__version__"]

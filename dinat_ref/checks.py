@@ -1,0 +1,220 @@
+"""Argument checks shared by every path (NumPy, torch, visualizers, verifier).
+
+Every check runs *before* any work and raises a ``ValueError`` (``TypeError`` for a
+wrong kind of object) whose message names the function, the argument, the value it
+got and the rule it broke, so the message teaches the rule. Only ``.shape``,
+``.dtype`` and ``.device`` are read from arrays, so NumPy arrays and torch tensors
+go through the same code.
+"""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Sequence
+from typing import Any, Union
+
+import numpy as np
+
+Ints = Union[int, Sequence[int]]
+Bools = Union[bool, Sequence[bool]]
+
+__all__ = [
+    "Ints",
+    "Bools",
+    "as_tuple",
+    "check_window_args",
+    "check_attention_args",
+    "check_probs_args",
+]
+
+
+def as_tuple(value: Any, ndim: int, name: str, where: str, kind: type = int) -> tuple:
+    """Turn ``value`` into a tuple of ``ndim`` entries of ``kind`` (int or bool).
+
+    A single value is repeated on every axis; a sequence must have one entry per axis.
+    """
+    scalar_types = (bool,) if kind is bool else (int,)
+    if _is_scalar(value, scalar_types):
+        return (kind(value),) * ndim
+    if isinstance(value, Sequence) and not isinstance(value, str):
+        if len(value) != ndim:
+            raise ValueError(
+                f"{where}: {name}={tuple(value)!r} has {len(value)} entries but the input has "
+                f"{ndim} spatial axes; give one {kind.__name__} or a tuple of {ndim}."
+            )
+        if all(_is_scalar(x, scalar_types) for x in value):
+            return tuple(kind(x) for x in value)
+    raise TypeError(
+        f"{where}: {name}={value!r} must be a {kind.__name__} or a tuple of {ndim} "
+        f"{kind.__name__}s (one per spatial axis)."
+    )
+
+
+def _is_scalar(x: Any, types: tuple) -> bool:
+    """True for a Python/NumPy int (not bool) when ``types == (int,)``, or a bool otherwise."""
+    if types == (bool,):
+        return isinstance(x, (bool, np.bool_))
+    if isinstance(x, (bool, np.bool_)):
+        return False  # True is not a kernel size
+    try:
+        operator.index(x)
+    except TypeError:
+        return False
+    return True
+
+
+def check_window_args(
+    shape: Ints,
+    kernel_size: Ints,
+    stride: Ints,
+    dilation: Ints,
+    is_causal: Bools,
+    where: str,
+    check_fit: bool = True,
+) -> tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...], tuple[int, ...], tuple[bool, ...]]:
+    """Validate and normalize the window arguments of an N-D neighborhood.
+
+    Rules (per axis): ``L >= 1``; ``k >= 2``; ``d >= 1``; ``1 <= s <= k``; ``k * d <= L``.
+
+    Returns:
+        ``(shape, kernel_size, stride, dilation, is_causal)`` as tuples of length ndim.
+    """
+    if _is_scalar(shape, (int,)):
+        shape = (int(shape),)
+    shape = tuple(shape)
+    ndim = len(shape)
+    if ndim == 0:
+        raise ValueError(f"{where}: shape={shape} has no spatial axes; NA needs at least one.")
+    shape = as_tuple(shape, ndim, "shape", where)
+    kernel_size = as_tuple(kernel_size, ndim, "kernel_size", where)
+    stride = as_tuple(stride, ndim, "stride", where)
+    dilation = as_tuple(dilation, ndim, "dilation", where)
+    is_causal = as_tuple(is_causal, ndim, "is_causal", where, kind=bool)
+
+    for axis, (L, k, s, d) in enumerate(zip(shape, kernel_size, stride, dilation)):
+        at = f" on axis {axis}" if ndim > 1 else ""
+        if L < 1:
+            raise ValueError(f"{where}: the input has {L} tokens{at}; every spatial axis needs >= 1.")
+        if k < 2:
+            raise ValueError(
+                f"{where}: kernel_size={k}{at} is too small; a neighborhood needs kernel_size >= 2 "
+                f"(kernel_size=1 would attend to the query alone)."
+            )
+        if d < 1:
+            raise ValueError(f"{where}: dilation={d}{at} must be >= 1 (1 means no dilation).")
+        if not 1 <= s <= k:
+            raise ValueError(
+                f"{where}: stride={s}{at} must satisfy 1 <= stride <= kernel_size={k}; a larger "
+                f"stride would leave queries outside the window they share."
+            )
+        if check_fit and k * d > L:
+            raise ValueError(
+                f"{where}: kernel_size * dilation = {k} * {d} = {k * d} is larger than the "
+                f"input's {L} tokens{at}. NA needs kernel_size * dilation <= length so every "
+                f"dilation group holds a full window; the smallest input that works has "
+                f"{k * d} tokens{at} (or lower kernel_size / dilation)."
+            )
+    return shape, kernel_size, stride, dilation, is_causal
+
+
+def check_attention_args(
+    q: Any,
+    k: Any,
+    v: Any,
+    na_dim: int,
+    kernel_size: Ints,
+    stride: Ints,
+    dilation: Ints,
+    is_causal: Bools,
+    rpb: Any = None,
+    scale: float | None = None,
+    where: str = "na",
+) -> tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...], tuple[bool, ...]]:
+    """Check q/k/v (heads-last layout ``(B, *spatial, heads, dim)``) and the window arguments.
+
+    ``k`` may be None (for ``na*_av``, where only ``q`` and ``v`` shapes matter) and
+    ``v`` may be None (for ``na*_qk``).
+
+    Returns:
+        ``(kernel_size, stride, dilation, is_causal)`` normalized to tuples of ``na_dim``.
+    """
+    rank = na_dim + 3
+    named = [("query", q), ("key", k), ("value", v)]
+    for name, x in named:
+        if x is None:
+            continue
+        if not hasattr(x, "shape") or not hasattr(x, "dtype"):
+            raise TypeError(f"{where}: {name} must be an array or tensor, got {type(x).__name__}.")
+        if len(x.shape) != rank:
+            raise ValueError(
+                f"{where}: {name} has shape {tuple(x.shape)} ({len(x.shape)} dims) but {na_dim}-D "
+                f"neighborhood attention takes {rank}-dim inputs laid out as "
+                f"(batch, {', '.join('XYZ'[:na_dim]) if na_dim > 1 else 'length'}, heads, dim)."
+            )
+    present = [(n, x) for n, x in named if x is not None]
+    ref_name, ref = present[0]
+    for name, x in present[1:]:
+        if tuple(x.shape[:-1]) != tuple(ref.shape[:-1]):
+            raise ValueError(
+                f"{where}: {name} has shape {tuple(x.shape)} but {ref_name} has "
+                f"{tuple(ref.shape)}; batch, spatial and heads axes must match."
+            )
+        if x.dtype != ref.dtype:
+            raise ValueError(
+                f"{where}: {name} has dtype {x.dtype} but {ref_name} has {ref.dtype}; "
+                f"q, k and v must share one dtype (cast them first)."
+            )
+        if getattr(x, "device", None) != getattr(ref, "device", None):
+            raise ValueError(
+                f"{where}: {name} is on {x.device} but {ref_name} is on {ref.device}; "
+                f"put q, k, v (and rpb) on one device."
+            )
+    if q is not None and k is not None and q.shape[-1] != k.shape[-1]:
+        raise ValueError(
+            f"{where}: query head dim {q.shape[-1]} != key head dim {k.shape[-1]}; q.k needs equal dims."
+        )
+    spatial = tuple(int(n) for n in ref.shape[1 : 1 + na_dim])
+    _, kernel_size, stride, dilation, is_causal = check_window_args(
+        spatial, kernel_size, stride, dilation, is_causal, where=where
+    )
+    if scale is not None and not isinstance(scale, (int, float)):
+        raise TypeError(f"{where}: scale={scale!r} must be a float or None (None means dim ** -0.5).")
+    if rpb is not None:
+        heads = int(ref.shape[-2])
+        expected = (heads, *(2 * kk - 1 for kk in kernel_size))
+        if not hasattr(rpb, "shape") or tuple(rpb.shape) != expected:
+            got = tuple(rpb.shape) if hasattr(rpb, "shape") else type(rpb).__name__
+            raise ValueError(
+                f"{where}: rpb has shape {got} but must be {expected}: "
+                f"(heads, 2*kernel_size-1 per axis) for heads={heads}, kernel_size={kernel_size}."
+            )
+        if rpb.dtype != ref.dtype:
+            raise ValueError(
+                f"{where}: rpb has dtype {rpb.dtype} but {ref_name} has {ref.dtype}; use one dtype."
+            )
+        if getattr(rpb, "device", None) != getattr(ref, "device", None):
+            raise ValueError(f"{where}: rpb is on {rpb.device} but {ref_name} is on {ref.device}.")
+    return kernel_size, stride, dilation, is_causal
+
+
+def check_probs_args(
+    probs: Any, v: Any, na_dim: int, kernel_size: Ints, stride: Ints, dilation: Ints,
+    is_causal: Bools, where: str,
+) -> tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...], tuple[bool, ...]]:
+    """Check ``na*_av`` inputs: probs ``(B, *spatial, heads, prod(k))`` against v ``(B, *spatial, heads, dim)``."""
+    kernel_size, stride, dilation, is_causal = check_attention_args(
+        None, None, v, na_dim, kernel_size, stride, dilation, is_causal, where=where
+    )
+    slots = 1
+    for kk in kernel_size:
+        slots *= kk
+    expected = (*v.shape[:-1], slots)
+    if not hasattr(probs, "shape") or tuple(probs.shape) != tuple(expected):
+        got = tuple(probs.shape) if hasattr(probs, "shape") else type(probs).__name__
+        raise ValueError(
+            f"{where}: attention has shape {got} but must be {tuple(expected)}: value's "
+            f"(batch, *spatial, heads) plus one slot per neighbor (prod(kernel_size) = {slots})."
+        )
+    if probs.dtype != v.dtype:
+        raise ValueError(f"{where}: attention has dtype {probs.dtype} but value has {v.dtype}.")
+    return kernel_size, stride, dilation, is_causal

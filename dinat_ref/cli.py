@@ -1,0 +1,48 @@
+"""The ``dinat-ref`` command line.
+
+Each subcommand lives next to the code it drives, in a module that defines
+``add_arguments(parser)`` and ``run(args) -> int``; this file only dispatches, so
+``dinat-ref --help`` stays fast and never imports torch or matplotlib.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+# name -> (module, one-line help). Modules are imported lazily, only for the chosen command.
+SUBCOMMANDS: dict[str, tuple[str, str]] = {
+    "tour": ("dinat_ref.tour", "the main job: a short tour (neighborhood, cross-checks, timings, figures)"),
+    "neighborhood": ("dinat_ref.neighborhood_cli", "print a query's neighborhood on a grid in the terminal"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="dinat-ref",
+        description="Neighborhood attention, dilated neighborhood attention and DiNAT, explained and checked.",
+    )
+    from dinat_ref import __version__
+
+    parser.add_argument("--version", action="version", version=f"dinat-ref {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (module, help_text) in SUBCOMMANDS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        p.set_defaults(_module=module)
+        # Arguments are declared by the module; import it only to read them.
+        importlib.import_module(module).add_arguments(p)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv:
+        argv = ["tour"]  # the built-in default: `dinat-ref` alone runs the tour
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    return int(importlib.import_module(args._module).run(args) or 0)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

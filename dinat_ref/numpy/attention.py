@@ -1,0 +1,216 @@
+"""Neighborhood attention in NumPy: the reference, read like a textbook.
+
+Dense self-attention lets every query ``i`` look at every key ``j``::
+
+    out_i = sum_j softmax_j(s_ij) v_j ,   s_ij = (scale * q_i) . k_j + b_ij
+
+Neighborhood attention (NA, https://arxiv.org/abs/2204.07143) keeps the formula but
+lets ``j`` range only over the neighborhood ``N(i)`` that :mod:`dinat_ref.neighborhood`
+defines; dilated NA (DiNA, https://arxiv.org/abs/2209.15001) spreads that
+neighborhood out by a dilation. We never build the ``N x N`` score matrix. Instead
+we *gather* the ``K = prod(kernel_size)`` neighbors of every query into a
+``(N, K)`` table and do the math on that table, so memory is ``O(N * K)``:
+
+1. ``keys[n, t]``: flat index of query ``n``'s ``t``-th neighbor (from the shared rule).
+2. ``k_nb = k[:, keys]``: ``(B, N, K, heads, dim)``, the neighbors' keys, side by side.
+3. ``s = (scale * q) . k_nb + rpb[...]``: ``(B, N, heads, K)`` logits, ``-inf`` on masked slots.
+4. ``p = softmax(s)`` over the K slots, max-subtracted so ``exp`` never overflows.
+5. ``out = p . v_nb``.
+
+Layout is NATTEN 0.21's, heads last: ``(B, *spatial, heads, dim)``. Every function works
+in the input dtype; float64 in, float64 ground truth out. The 1D/2D/3D functions are
+thin names over one N-D implementation.
+"""
+
+from __future__ import annotations
+
+from functools import wraps
+
+import numpy as np
+
+from dinat_ref.checks import Bools, Ints, check_attention_args, check_probs_args
+from dinat_ref.neighborhood import neighbor_indices, rpb_indices
+
+__all__ = [
+    "na_forward", "na_qk", "na_av", "na_backward",
+    "na1d", "na2d", "na3d", "na1d_qk", "na2d_qk", "na3d_qk", "na1d_av", "na2d_av", "na3d_av",
+    "na1d_backward", "na2d_backward", "na3d_backward",
+]
+
+
+# ----------------------------------------------------------------------------------------
+# Building blocks: flatten the grid, gather neighbors, add the bias
+# ----------------------------------------------------------------------------------------
+
+def _flatten(x: np.ndarray, na_dim: int) -> np.ndarray:
+    """(B, *spatial, heads, C) -> (B, N, heads, C), N = prod(spatial), row-major."""
+    return x.reshape(x.shape[0], -1, *x.shape[1 + na_dim :])
+
+
+def _gather(x: np.ndarray, keys: np.ndarray) -> np.ndarray:
+    """Neighbors of every query: x (B, N, heads, C), keys (N, K) -> (B, N, K, heads, C)."""
+    return x[:, keys]
+
+
+def _bias(rpb: np.ndarray, rpb_idx: np.ndarray) -> np.ndarray:
+    """RPB of every (query, slot): rpb (heads, 2k0-1, ...), rpb_idx (N, K, ndim) -> (N, heads, K)."""
+    per_axis = tuple(rpb_idx[..., a] for a in range(rpb_idx.shape[-1]))  # ndim x (N, K)
+    b = rpb[(slice(None), *per_axis)]  # (heads, N, K)
+    return b.transpose(1, 0, 2)  # (N, heads, K)
+
+
+def _logits(q, k, kernel_size, stride, dilation, is_causal, scale, rpb, na_dim):
+    """Scaled, biased, masked logits ``s = (scale q) . k_nb + b``: (B, N, heads, K)."""
+    spatial = q.shape[1 : 1 + na_dim]
+    keys, valid = neighbor_indices(spatial, kernel_size, stride, dilation, is_causal)  # (N, K) x2
+    scale = q.shape[-1] ** -0.5 if scale is None else scale
+    qf = _flatten(q, na_dim) * q.dtype.type(scale)  # (B, N, heads, D), scaled *before* q.k
+    k_nb = _gather(_flatten(k, na_dim), keys)  # (B, N, K, heads, D)
+    s = np.einsum("bnhd,bnkhd->bnhk", qf, k_nb)  # (B, N, heads, K)
+    if rpb is not None:
+        idx = rpb_indices(spatial, kernel_size, stride, dilation, is_causal)  # (N, K, ndim)
+        s = s + _bias(rpb, idx)[None]  # (B, N, heads, K)
+    return np.where(valid[None, :, None, :], s, -np.inf).astype(q.dtype, copy=False), keys
+
+
+def _softmax(s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Stable softmax over the last axis, and its log-sum-exp.
+
+    ``p_t = exp(s_t - m) / sum_u exp(s_u - m)`` with ``m = max_u s_u``; ``lse = m + log sum exp(s - m)``.
+    """
+    m = s.max(axis=-1, keepdims=True)  # (..., 1) the slot with the largest logit
+    e = np.exp(s - m)  # (..., K) in (0, 1], masked slots exp(-inf) = 0
+    z = e.sum(axis=-1, keepdims=True)  # (..., 1) >= 1
+    return e / z, (m + np.log(z))[..., 0]
+
+
+# ----------------------------------------------------------------------------------------
+# The N-D operators
+# ----------------------------------------------------------------------------------------
+
+def na_qk(q, k, kernel_size: Ints, stride: Ints = 1, dilation: Ints = 1, is_causal: Bools = False,
+          scale: float | None = None, rpb=None, *, na_dim: int):
+    """Logits of every query against its neighbors, in neighborhood layout.
+
+    Returns:
+        (B, *spatial, heads, prod(kernel_size)); slots row-major over the window, masked slots ``-inf``.
+    """
+    where = f"na{na_dim}d_qk"
+    ks, st, dil, causal = check_attention_args(
+        q, k, None, na_dim, kernel_size, stride, dilation, is_causal, rpb, scale, where)
+    s, _ = _logits(q, k, ks, st, dil, causal, scale, rpb, na_dim)  # (B, N, heads, K)
+    return s.reshape(*q.shape[:-1], s.shape[-1])  # (B, *spatial, heads, K)
+
+
+def na_av(probs, v, kernel_size: Ints, stride: Ints = 1, dilation: Ints = 1,
+          is_causal: Bools = False, *, na_dim: int):
+    """Weighted sum of neighbor values: ``out_n = sum_t probs[n, t] v[keys[n, t]]``.
+
+    Args:
+        probs: (B, *spatial, heads, prod(kernel_size)), e.g. a softmax of :func:`na_qk`.
+        v: (B, *spatial, heads, dim).
+    """
+    where = f"na{na_dim}d_av"
+    ks, st, dil, causal = check_probs_args(
+        probs, v, na_dim, kernel_size, stride, dilation, is_causal, where)
+    keys, valid = neighbor_indices(v.shape[1 : 1 + na_dim], ks, st, dil, causal)  # (N, K) x2
+    p = np.where(valid[None, :, None, :], _flatten(probs, na_dim), 0)  # (B, N, heads, K)
+    v_nb = _gather(_flatten(v, na_dim), keys)  # (B, N, K, heads, D)
+    out = np.einsum("bnhk,bnkhd->bnhd", p, v_nb)  # (B, N, heads, D)
+    return out.reshape(v.shape)
+
+
+def na_forward(q, k, v, kernel_size: Ints, stride: Ints = 1, dilation: Ints = 1,
+               is_causal: Bools = False, scale: float | None = None, rpb=None,
+               return_lse: bool = False, *, na_dim: int):
+    """Fused NA forward: ``out = softmax(na_qk(q, k)) . v_nb``.
+
+    Returns:
+        out (B, *spatial, heads, dim), and with ``return_lse`` also the natural-log
+        log-sum-exp of the logits, (B, *spatial, heads), which the backward pass reuses.
+    """
+    where = f"na{na_dim}d"
+    ks, st, dil, causal = check_attention_args(
+        q, k, v, na_dim, kernel_size, stride, dilation, is_causal, rpb, scale, where)
+    s, keys = _logits(q, k, ks, st, dil, causal, scale, rpb, na_dim)  # (B, N, heads, K)
+    p, lse = _softmax(s)  # (B, N, heads, K), (B, N, heads)
+    v_nb = _gather(_flatten(v, na_dim), keys)  # (B, N, K, heads, Dv)
+    out = np.einsum("bnhk,bnkhd->bnhd", p, v_nb).reshape(*v.shape)  # (B, *spatial, heads, Dv)
+    return (out, lse.reshape(q.shape[:-1])) if return_lse else out
+
+
+def na_backward(d_out, q, k, v, out, lse, kernel_size: Ints, stride: Ints = 1,
+                dilation: Ints = 1, is_causal: Bools = False, scale: float | None = None,
+                rpb=None, *, na_dim: int):
+    """Gradients of a scalar loss through :func:`na_forward`, derived by hand.
+
+    With ``s_nt = c q_n . k_{j(n,t)} + b_nt`` (``c`` the scale, ``j(n,t)`` the key in slot t),
+    ``p = softmax_t(s)`` and ``o_n = sum_t p_nt v_{j(n,t)}``, and ``g_n = dL/do_n``:
+
+    * ``dL/dv_j  = sum_{(n,t): j(n,t)=j} p_nt g_n``              (scatter-add over who saw j)
+    * ``dL/dp_nt = g_n . v_{j(n,t)}``
+    * ``dL/ds_nt = p_nt (dL/dp_nt - D_n)``, ``D_n = sum_t p_nt dL/dp_nt = g_n . o_n``
+      (the softmax Jacobian ``diag(p) - p p^T``; the ``g . o`` form avoids a second sum)
+    * ``dL/dq_n  = c sum_t dL/ds_nt k_{j(n,t)}``
+    * ``dL/dk_j  = c sum_{(n,t): j(n,t)=j} dL/ds_nt q_n``          (scatter-add)
+    * ``dL/drpb[h, r] = sum_{b, (n,t): idx(n,t)=r} dL/ds_bnht``     (scatter-add over RPB entries)
+
+    ``p`` is recomputed from the saved ``lse`` as ``exp(s - lse)``, as fused kernels do.
+    Masked slots have ``p = 0`` and so contribute nothing.
+
+    Returns:
+        ``(dq, dk, dv, drpb)``; ``drpb`` is None when ``rpb`` is None.
+    """
+    where = f"na{na_dim}d_backward"
+    ks, st, dil, causal = check_attention_args(
+        q, k, v, na_dim, kernel_size, stride, dilation, is_causal, rpb, scale, where)
+    for name, x, like in (("d_out", d_out, v), ("out", out, v), ("lse", lse, q[..., 0])):
+        if tuple(x.shape) != tuple(like.shape):
+            raise ValueError(f"{where}: {name} has shape {tuple(x.shape)}, expected {tuple(like.shape)}.")
+    c = q.shape[-1] ** -0.5 if scale is None else scale
+    s, keys = _logits(q, k, ks, st, dil, causal, scale, rpb, na_dim)  # (B, N, heads, K)
+    p = np.exp(s - _flatten(lse[..., None], na_dim))  # (B, N, heads, K)
+    g = _flatten(d_out, na_dim)  # (B, N, heads, Dv)
+    qf, kf, vf = (_flatten(x, na_dim) for x in (q, k, v))  # (B, N, heads, D)
+
+    dp = np.einsum("bnhd,bnkhd->bnhk", g, _gather(vf, keys))  # (B, N, heads, K)
+    D = np.einsum("bnhd,bnhd->bnh", g, _flatten(out, na_dim))  # (B, N, heads)
+    ds = p * (dp - D[..., None])  # (B, N, heads, K)
+
+    dq = c * np.einsum("bnhk,bnkhd->bnhd", ds, _gather(kf, keys))  # (B, N, heads, D)
+    # Scatter-adds: every (query n, slot t) sends its share to key keys[n, t].
+    dv = np.zeros_like(vf)  # (B, N, heads, Dv)
+    dk = np.zeros_like(kf)  # (B, N, heads, D)
+    np.add.at(dv, (slice(None), keys), np.einsum("bnhk,bnhd->bnkhd", p, g))
+    np.add.at(dk, (slice(None), keys), c * np.einsum("bnhk,bnhd->bnkhd", ds, qf))
+
+    drpb = None
+    if rpb is not None:
+        idx = rpb_indices(q.shape[1 : 1 + na_dim], ks, st, dil, causal)  # (N, K, ndim)
+        drpb = np.zeros_like(rpb)  # (heads, 2k0-1, ...)
+        ds_nhk = ds.sum(axis=0).transpose(1, 0, 2)  # (heads, N, K), summed over batch
+        np.add.at(drpb, (slice(None), *(idx[..., a] for a in range(na_dim))), ds_nhk)
+    return dq.reshape(q.shape), dk.reshape(k.shape), dv.reshape(v.shape), drpb
+
+
+# ----------------------------------------------------------------------------------------
+# 1D / 2D / 3D names, as in NATTEN
+# ----------------------------------------------------------------------------------------
+
+def _specialize(fn, na_dim: int, name: str):
+    """``na2d = _specialize(na_forward, 2, "na2d")``: fix ``na_dim``, keep the docstring."""
+
+    @wraps(fn)
+    def specialized(*args, **kwargs):
+        return fn(*args, na_dim=na_dim, **kwargs)
+
+    specialized.__name__ = specialized.__qualname__ = name
+    return specialized
+
+
+na1d, na2d, na3d = (_specialize(na_forward, n, f"na{n}d") for n in (1, 2, 3))
+na1d_qk, na2d_qk, na3d_qk = (_specialize(na_qk, n, f"na{n}d_qk") for n in (1, 2, 3))
+na1d_av, na2d_av, na3d_av = (_specialize(na_av, n, f"na{n}d_av") for n in (1, 2, 3))
+na1d_backward, na2d_backward, na3d_backward = (
+    _specialize(na_backward, n, f"na{n}d_backward") for n in (1, 2, 3)
+)
