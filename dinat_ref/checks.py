@@ -9,14 +9,15 @@ go through the same code.
 
 from __future__ import annotations
 
+import numbers
 import operator
 from collections.abc import Sequence
-from typing import Any, Union
+from typing import Any
 
 import numpy as np
 
-Ints = Union[int, Sequence[int]]
-Bools = Union[bool, Sequence[bool]]
+Ints = int | Sequence[int]
+Bools = bool | Sequence[bool]
 
 __all__ = [
     "Ints",
@@ -31,36 +32,54 @@ __all__ = [
 def as_tuple(value: Any, ndim: int, name: str, where: str, kind: type = int) -> tuple:
     """Turn ``value`` into a tuple of ``ndim`` entries of ``kind`` (int or bool).
 
-    A single value is repeated on every axis; a sequence must have one entry per axis.
+    A single value is repeated on every axis; a sequence (or 1-D array) must have one
+    entry per axis. ``as_tuple(3, 2, ...) == (3, 3)``; ``as_tuple((3, 5), 2, ...) == (3, 5)``.
+
+    Raises:
+        ValueError: a sequence with the wrong number of entries.
+        TypeError: anything else that is not ``kind`` (floats, strings, ``True`` as an int).
     """
-    scalar_types = (bool,) if kind is bool else (int,)
-    if _is_scalar(value, scalar_types):
+    is_kind = _is_bool if kind is bool else _is_int
+    article = "an" if kind is int else "a"
+    if is_kind(value):
         return (kind(value),) * ndim
+    if isinstance(value, np.ndarray) and value.ndim == 1:
+        value = value.tolist()  # np.array([3, 5]) -> [3, 5]
     if isinstance(value, Sequence) and not isinstance(value, str):
         if len(value) != ndim:
             raise ValueError(
                 f"{where}: {name}={tuple(value)!r} has {len(value)} entries but the input has "
-                f"{ndim} spatial axes; give one {kind.__name__} or a tuple of {ndim}."
+                f"{ndim} spatial axes; give {article} {kind.__name__} or a tuple of {ndim}."
             )
-        if all(_is_scalar(x, scalar_types) for x in value):
+        if all(is_kind(x) for x in value):
             return tuple(kind(x) for x in value)
     raise TypeError(
-        f"{where}: {name}={value!r} must be a {kind.__name__} or a tuple of {ndim} "
+        f"{where}: {name}={value!r} must be {article} {kind.__name__} or a tuple of {ndim} "
         f"{kind.__name__}s (one per spatial axis)."
     )
 
 
-def _is_scalar(x: Any, types: tuple) -> bool:
-    """True for a Python/NumPy int (not bool) when ``types == (int,)``, or a bool otherwise."""
-    if types == (bool,):
-        return isinstance(x, (bool, np.bool_))
+def _is_int(x: Any) -> bool:
+    """True for a Python or NumPy integer (anything with ``__index__``), but not for a bool."""
     if isinstance(x, (bool, np.bool_)):
-        return False  # True is not a kernel size
+        return False  # kernel_size=True is a mistake, not 1
     try:
         operator.index(x)
     except TypeError:
         return False
     return True
+
+
+def _is_bool(x: Any) -> bool:
+    """True for a Python or NumPy bool only (``is_causal=1`` is rejected, as in NATTEN)."""
+    return isinstance(x, (bool, np.bool_))
+
+
+def _is_floating(dtype: Any) -> bool:
+    """Whether a NumPy or torch dtype is a real floating-point type."""
+    if hasattr(dtype, "is_floating_point"):  # torch.dtype
+        return bool(dtype.is_floating_point)
+    return np.dtype(dtype).kind == "f"
 
 
 def check_window_args(
@@ -79,8 +98,14 @@ def check_window_args(
     Returns:
         ``(shape, kernel_size, stride, dilation, is_causal)`` as tuples of length ndim.
     """
-    if _is_scalar(shape, (int,)):
+    if _is_int(shape):
         shape = (int(shape),)
+    if isinstance(shape, np.ndarray) and shape.ndim == 1:
+        shape = shape.tolist()
+    if not isinstance(shape, Sequence) or isinstance(shape, str):
+        raise TypeError(
+            f"{where}: shape={shape!r} must be an int or a tuple of ints (the spatial axes' lengths)."
+        )
     shape = tuple(shape)
     ndim = len(shape)
     if ndim == 0:
@@ -91,10 +116,12 @@ def check_window_args(
     dilation = as_tuple(dilation, ndim, "dilation", where)
     is_causal = as_tuple(is_causal, ndim, "is_causal", where, kind=bool)
 
-    for axis, (L, k, s, d) in enumerate(zip(shape, kernel_size, stride, dilation)):
+    for axis, (L, k, s, d) in enumerate(zip(shape, kernel_size, stride, dilation, strict=True)):
         at = f" on axis {axis}" if ndim > 1 else ""
         if L < 1:
-            raise ValueError(f"{where}: the input has {L} tokens{at}; every spatial axis needs >= 1.")
+            raise ValueError(
+                f"{where}: shape={shape} has {L} tokens{at}; every spatial axis needs >= 1."
+            )
         if k < 2:
             raise ValueError(
                 f"{where}: kernel_size={k}{at} is too small; a neighborhood needs kernel_size >= 2 "
@@ -102,7 +129,11 @@ def check_window_args(
             )
         if d < 1:
             raise ValueError(f"{where}: dilation={d}{at} must be >= 1 (1 means no dilation).")
-        if not 1 <= s <= k:
+        if s < 1:
+            raise ValueError(
+                f"{where}: stride={s}{at} must be >= 1 (1 means every query has its own window)."
+            )
+        if s > k:
             raise ValueError(
                 f"{where}: stride={s}{at} must satisfy 1 <= stride <= kernel_size={k}; a larger "
                 f"stride would leave queries outside the window they share."
@@ -153,6 +184,11 @@ def check_attention_args(
             )
     present = [(n, x) for n, x in named if x is not None]
     ref_name, ref = present[0]
+    if not _is_floating(ref.dtype):
+        raise TypeError(
+            f"{where}: {ref_name} has dtype {ref.dtype}; neighborhood attention needs floating-point "
+            f"inputs (e.g. float32, or float64 for ground truth)."
+        )
     for name, x in present[1:]:
         if tuple(x.shape[:-1]) != tuple(ref.shape[:-1]):
             raise ValueError(
@@ -177,7 +213,7 @@ def check_attention_args(
     _, kernel_size, stride, dilation, is_causal = check_window_args(
         spatial, kernel_size, stride, dilation, is_causal, where=where
     )
-    if scale is not None and not isinstance(scale, (int, float)):
+    if scale is not None and (not isinstance(scale, numbers.Real) or isinstance(scale, (bool, np.bool_))):
         raise TypeError(f"{where}: scale={scale!r} must be a float or None (None means dim ** -0.5).")
     if rpb is not None:
         heads = int(ref.shape[-2])
@@ -201,7 +237,11 @@ def check_probs_args(
     probs: Any, v: Any, na_dim: int, kernel_size: Ints, stride: Ints, dilation: Ints,
     is_causal: Bools, where: str,
 ) -> tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...], tuple[bool, ...]]:
-    """Check ``na*_av`` inputs: probs ``(B, *spatial, heads, prod(k))`` against v ``(B, *spatial, heads, dim)``."""
+    """Check ``na*_av`` inputs: probs ``(B, *spatial, heads, prod(k))`` against v ``(B, *spatial, heads, D)``.
+
+    Returns:
+        ``(kernel_size, stride, dilation, is_causal)`` normalized to tuples of ``na_dim``.
+    """
     kernel_size, stride, dilation, is_causal = check_attention_args(
         None, None, v, na_dim, kernel_size, stride, dilation, is_causal, where=where
     )
@@ -212,9 +252,11 @@ def check_probs_args(
     if not hasattr(probs, "shape") or tuple(probs.shape) != tuple(expected):
         got = tuple(probs.shape) if hasattr(probs, "shape") else type(probs).__name__
         raise ValueError(
-            f"{where}: attention has shape {got} but must be {tuple(expected)}: value's "
+            f"{where}: probs has shape {got} but must be {tuple(expected)}: value's "
             f"(batch, *spatial, heads) plus one slot per neighbor (prod(kernel_size) = {slots})."
         )
     if probs.dtype != v.dtype:
-        raise ValueError(f"{where}: attention has dtype {probs.dtype} but value has {v.dtype}.")
+        raise ValueError(
+            f"{where}: probs has dtype {probs.dtype} but value has {v.dtype}; use one dtype."
+        )
     return kernel_size, stride, dilation, is_causal

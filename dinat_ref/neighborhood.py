@@ -52,9 +52,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from math import prod
+
 import numpy as np
 
-from dinat_ref.checks import Ints, check_window_args
+from dinat_ref.checks import Bools, Ints, as_tuple, check_window_args
 
 __all__ = [
     "AxisWindows",
@@ -135,12 +136,13 @@ def axis_windows(
 
 
 def _per_axis(shape, kernel_size, stride, dilation, is_causal, where) -> list[AxisWindows]:
+    """Check the N-D arguments once (naming the public function), then run the rule per axis."""
     shape, kernel_size, stride, dilation, is_causal = check_window_args(
         shape, kernel_size, stride, dilation, is_causal, where=where
     )
     return [
         axis_windows(L, k, s, d, c)
-        for L, k, s, d, c in zip(shape, kernel_size, stride, dilation, is_causal)
+        for L, k, s, d, c in zip(shape, kernel_size, stride, dilation, is_causal, strict=True)
     ]
 
 
@@ -149,7 +151,7 @@ def neighbor_indices(
     kernel_size: Ints,
     stride: Ints = 1,
     dilation: Ints = 1,
-    is_causal: bool | tuple[bool, ...] = False,
+    is_causal: Bools = False,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Flat key index of every (query, slot) pair of an N-D grid.
 
@@ -178,7 +180,7 @@ def rpb_indices(
     kernel_size: Ints,
     stride: Ints = 1,
     dilation: Ints = 1,
-    is_causal: bool | tuple[bool, ...] = False,
+    is_causal: Bools = False,
 ) -> np.ndarray:
     """RPB index of every (query, slot) pair: ``(N, K, ndim)``, one index per axis.
 
@@ -207,7 +209,7 @@ def neighbors_of(
     kernel_size: Ints,
     stride: Ints = 1,
     dilation: Ints = 1,
-    is_causal: bool | tuple[bool, ...] = False,
+    is_causal: Bools = False,
 ) -> list[tuple[int, ...]]:
     """The keys one query attends to, as sorted coordinate tuples.
 
@@ -215,15 +217,17 @@ def neighbors_of(
     [(4,), (6,), (8,)]
     """
     axes = _per_axis(shape, kernel_size, stride, dilation, is_causal, "neighbors_of")
-    query = (query,) if np.isscalar(query) else tuple(query)
-    if len(query) != len(axes) or any(not 0 <= int(q) < len(a.start) for q, a in zip(query, axes)):
+    grid_shape = tuple(len(a.start) for a in axes)
+    query = as_tuple((query,) if np.ndim(query) == 0 else query, len(axes), "query", "neighbors_of")
+    if any(not 0 <= q < L for q, L in zip(query, grid_shape, strict=True)):
         raise ValueError(
             f"neighbors_of: query={query} is not a position on the grid of shape "
-            f"{tuple(len(a.start) for a in axes)}; give one in-range index per axis."
+            f"{grid_shape}; give one in-range index per axis."
         )
-    per_axis = [a.keys[q][a.valid[q]].tolist() for q, a in zip(query, axes)]
+    per_axis = [a.keys[q][a.valid[q]].tolist() for q, a in zip(query, axes, strict=True)]  # ndim lists
     grid = np.meshgrid(*per_axis, indexing="ij")  # ndim arrays of shape (n0, n1, ...)
-    return sorted(tuple(int(c) for c in point) for point in zip(*(g.ravel() for g in grid)))
+    points = zip(*(g.ravel() for g in grid), strict=True)
+    return sorted(tuple(int(c) for c in point) for point in points)
 
 
 def dense_mask(
@@ -231,7 +235,7 @@ def dense_mask(
     kernel_size: Ints,
     stride: Ints = 1,
     dilation: Ints = 1,
-    is_causal: bool | tuple[bool, ...] = False,
+    is_causal: Bools = False,
 ) -> np.ndarray:
     """The ``(N, N)`` boolean mask: ``mask[query, key]`` is True iff query attends to key.
 
@@ -239,10 +243,12 @@ def dense_mask(
     not from :func:`neighbor_indices`, so the two can check each other. O(N^2) memory:
     for small grids, pictures and tests only.
     """
-    axes = _per_axis(shape, kernel_size, stride, dilation, is_causal, "dense_mask")
-    mask = np.ones((1, 1), dtype=bool)
-    for a, d in zip(axes, _dilations(shape, dilation)):
-        L = len(a.start)
+    shape, kernel_size, stride, dilation, is_causal = check_window_args(
+        shape, kernel_size, stride, dilation, is_causal, where="dense_mask"
+    )
+    mask = np.ones((1, 1), dtype=bool)  # (queries so far, keys so far)
+    for L, k, s, d, c in zip(shape, kernel_size, stride, dilation, is_causal, strict=True):
+        a = axis_windows(L, k, s, d, c)
         j = np.arange(L)[None, :]  # (1, L) key index
         stop = a.start + a.count * d  # (L,) one past the window, in full-axis steps
         same_group = (j % d) == a.group[:, None]  # (L, L)
@@ -263,10 +269,5 @@ def dilation_groups(shape: Ints, dilation: Ints) -> np.ndarray:
     shape, _, _, dilation, _ = check_window_args(
         shape, 2, 1, dilation, False, where="dilation_groups", check_fit=False
     )
-    per_axis = np.meshgrid(*(np.arange(L) % d for L, d in zip(shape, dilation)), indexing="ij")
-    return np.ravel_multi_index(per_axis, dilation) if shape else np.zeros(())
-
-
-def _dilations(shape, dilation) -> tuple[int, ...]:
-    ndim = 1 if np.isscalar(shape) else len(shape)
-    return (int(dilation),) * ndim if np.isscalar(dilation) else tuple(int(d) for d in dilation)
+    per_axis = np.meshgrid(*(np.arange(L) % d for L, d in zip(shape, dilation, strict=True)), indexing="ij")
+    return np.ravel_multi_index(per_axis, dilation)  # shape

@@ -60,7 +60,12 @@ def _bias(rpb: np.ndarray, rpb_idx: np.ndarray) -> np.ndarray:
 
 
 def _logits(q, k, kernel_size, stride, dilation, is_causal, scale, rpb, na_dim):
-    """Scaled, biased, masked logits ``s = (scale q) . k_nb + b``: (B, N, heads, K)."""
+    """Scaled, biased, masked logits ``s = (scale q) . k_nb + b``.
+
+    Returns:
+        ``(s, keys)``: logits (B, N, heads, K) with ``-inf`` on masked slots, and the
+        (N, K) neighbor table they were gathered with (reused for ``v``).
+    """
     spatial = q.shape[1 : 1 + na_dim]
     keys, valid = neighbor_indices(spatial, kernel_size, stride, dilation, is_causal)  # (N, K) x2
     scale = q.shape[-1] ** -0.5 if scale is None else scale
@@ -70,7 +75,9 @@ def _logits(q, k, kernel_size, stride, dilation, is_causal, scale, rpb, na_dim):
     if rpb is not None:
         idx = rpb_indices(spatial, kernel_size, stride, dilation, is_causal)  # (N, K, ndim)
         s = s + _bias(rpb, idx)[None]  # (B, N, heads, K)
-    return np.where(valid[None, :, None, :], s, -np.inf).astype(q.dtype, copy=False), keys
+    if not valid.all():  # only causal windows have masked slots
+        s = np.where(valid[None, :, None, :], s, -np.inf).astype(q.dtype, copy=False)  # (B, N, heads, K)
+    return s, keys
 
 
 def _softmax(s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -125,6 +132,18 @@ def na_forward(q, k, v, kernel_size: Ints, stride: Ints = 1, dilation: Ints = 1,
                return_lse: bool = False, *, na_dim: int):
     """Fused NA forward: ``out = softmax(na_qk(q, k)) . v_nb``.
 
+    Args:
+        q, k: (B, *spatial, heads, D) queries and keys; ``na_dim`` spatial axes.
+        v: (B, *spatial, heads, Dv) values (Dv may differ from D).
+        kernel_size: k per axis (one int for all axes, or a tuple), ``k >= 2``.
+        stride: s per axis, ``1 <= s <= k``; queries in a stride group share one window.
+        dilation: d per axis, ``d >= 1``, with ``k * d <= length``.
+        is_causal: per axis; a causal axis sees only the query and keys before it.
+        scale: multiplies q before ``q . k``; None means ``D ** -0.5``.
+        rpb: (heads, 2k0-1, ...) relative positional bias added to the scaled logits,
+            indexed at ``(k - 1) + (j - i) / d`` per axis; None for no bias.
+        return_lse: also return the log-sum-exp of the logits.
+
     Returns:
         out (B, *spatial, heads, dim), and with ``return_lse`` also the natural-log
         log-sum-exp of the logits, (B, *spatial, heads), which the backward pass reuses.
@@ -164,9 +183,13 @@ def na_backward(d_out, q, k, v, out, lse, kernel_size: Ints, stride: Ints = 1,
     where = f"na{na_dim}d_backward"
     ks, st, dil, causal = check_attention_args(
         q, k, v, na_dim, kernel_size, stride, dilation, is_causal, rpb, scale, where)
-    for name, x, like in (("d_out", d_out, v), ("out", out, v), ("lse", lse, q[..., 0])):
-        if tuple(x.shape) != tuple(like.shape):
-            raise ValueError(f"{where}: {name} has shape {tuple(x.shape)}, expected {tuple(like.shape)}.")
+    for name, x, like, what in (("d_out", d_out, v, "value's"), ("out", out, v, "value's"),
+                                ("lse", lse, q[..., 0], "(B, *spatial, heads) of query")):
+        if not hasattr(x, "shape") or tuple(x.shape) != tuple(like.shape):
+            got = tuple(x.shape) if hasattr(x, "shape") else type(x).__name__
+            raise ValueError(
+                f"{where}: {name} has shape {got} but must have {what} shape {tuple(like.shape)}."
+            )
     c = q.shape[-1] ** -0.5 if scale is None else scale
     s, keys = _logits(q, k, ks, st, dil, causal, scale, rpb, na_dim)  # (B, N, heads, K)
     p = np.exp(s - _flatten(lse[..., None], na_dim))  # (B, N, heads, K)

@@ -116,7 +116,7 @@ def side_by_side(*blocks: str, titles: Sequence[str] = (), gap: int = 4) -> str:
     out = []
     for r in range(height):
         parts = []
-        for c, w in zip(cols, widths):
+        for c, w in zip(cols, widths, strict=True):
             line = c[r] if r < len(c) else ""
             parts.append(line + " " * (w - len(_strip_ansi(line))))
         out.append((" " * gap).join(parts).rstrip())
