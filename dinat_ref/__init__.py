@@ -8,4 +8,6 @@ verifier (:mod:`dinat_ref.testing`).
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__"]
+from dinat_ref.config import PRESETS, DinatConfig, preset_names  # noqa: E402
+
+__all__ = ["__version__", "DinatConfig", "PRESETS", "preset_names"]

@@ -11,3 +11,7 @@ __all__ = [
     "na1d", "na2d", "na3d", "na1d_qk", "na2d_qk", "na3d_qk", "na1d_av", "na2d_av", "na3d_av",
     "na1d_backward", "na2d_backward", "na3d_backward", "na_forward", "na_qk", "na_av", "na_backward",
 ]
+
+from dinat_ref.numpy.model import DinatBackbone, DinatForImageClassification, DinatModel  # noqa: E402
+
+__all__ += ["DinatModel", "DinatForImageClassification", "DinatBackbone"]
