@@ -15,6 +15,9 @@ import sys
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "tour": ("dinat_ref.tour", "the main job: a short tour (neighborhood, cross-checks, timings, figures)"),
     "neighborhood": ("dinat_ref.neighborhood_cli", "print a query's neighborhood on a grid in the terminal"),
+    "convert": ("dinat_ref.convert_cli", "convert a SHI-Labs DiNAT checkpoint to a Hugging Face directory"),
+    "verify": ("dinat_ref.testing.cli", "check your own NA kernel against the float64 reference, with a diagnosis"),
+    "figures": ("dinat_ref.viz.figures", "regenerate every figure (PNG) in figures/ or --out DIR"),
 }
 
 
