@@ -151,6 +151,8 @@ FIGURES: dict[str, FigureMaker] = {
     "rf_2d": rf_2d,
     "rf_dinat_presets": rf_dinat_presets,
     "rf_dinat_presets_table": rf_dinat_presets_table,
+    "attention_photo": "dinat_ref.viz.attention_maps:save_photo_attention",
+    "attention_digits": "dinat_ref.viz.attention_maps:save_digits_attention",
 }
 
 
