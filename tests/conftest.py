@@ -15,3 +15,28 @@ import pytest  # noqa: E402
 def rng() -> np.random.Generator:
     """A fresh, seeded NumPy generator per test, so every test is reproducible on its own."""
     return np.random.default_rng(0)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Under pytest-xdist (``-n 2``) give each worker one thread.
+
+    Two workers on two cores with two BLAS/torch threads each oversubscribe the machine,
+    and small ops then spend their time waiting on each other (seen: 10x slower tests).
+    Subprocesses such as the tutorials inherit the environment variables.
+    """
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        return
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[var] = "1"
+    try:
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(1)
+    except ImportError:
+        pass
+    try:
+        import torch
+
+        torch.set_num_threads(1)
+    except ImportError:
+        pass
