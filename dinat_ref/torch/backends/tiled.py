@@ -1,0 +1,454 @@
+"""The ``torch`` backend: tiled neighborhood attention with batched matmuls.
+
+Gathering every query's ``K = prod(kernel_size)`` neighbors (:mod:`.gather`) moves
+``N * K * dim`` numbers around and multiplies ``N`` tiny ``1 x K`` rows: on a CPU that is
+slower than dense attention. This file does the same math as a handful of large batched
+matmuls instead, in three steps. Everything here is plain torch, so it runs on any device
+and dtype and autograd differentiates it (q, k, v and rpb).
+
+1. Regroup by dilation (DiNA, https://arxiv.org/abs/2209.15001). On an axis with dilation
+   ``d`` token ``i`` lives in group ``g = i % d`` at position ``i' = i // d``, and only talks
+   to its own group, where its window is an ordinary contiguous one. So we view the axis as
+   ``d`` sequences of length ``ceil(L / d)``; groups with fewer tokens (``L % d != 0``) are
+   padded with copies of their last query (their outputs are dropped).
+
+2. Tile the queries. Inside a group, cut the queries into tiles of ``T`` per axis. Windows are
+   shifted inward and move monotonically with the query, so the union of a tile's windows is
+   one contiguous key block ``[start of first window, end of last window)`` of at most about
+   ``T + k - 1`` keys per axis. Every tile gets a block of the same size ``KB`` (the largest
+   one; shorter blocks are padded with repeated keys that the mask removes).
+
+3. Attend each tile to its block, densely, with a mask. The logits of a tile are
+   ``s = (scale q_tile) @ k_block^T + bias`` with ``bias = rpb[...]`` where the rule says
+   "neighbor" and ``-inf`` elsewhere (the per-axis rule ``start' <= j' < end'``, ANDed over
+   axes, so stride and causal windows come out right too), then ``softmax(s) @ v_block``.
+
+Cost: every query meets ``prod(KB)`` keys instead of its ``K``, i.e. ``prod(KB) / K`` times the
+flops of the gather (4x for T = 8, k = 7: 14^2 / 7^2), but in batched matmuls that run near
+peak (or fused in ``scaled_dot_product_attention`` with the bias as its mask), and memory
+``O(N * prod(KB))``, never ``O(N^2)``. :func:`choose_tile` picks ``T`` per axis from a small
+cost model (logits + a per-tile overhead, padding included). :func:`qk` and :func:`av` reuse
+the tiles for the neighborhood layout of :mod:`dinat_ref.numpy` (one slot per neighbor).
+All index tables come from :func:`dinat_ref.neighborhood.axis_windows` and are cached.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from dinat_ref.neighborhood import axis_windows
+from dinat_ref.torch.backends import neighbor_tables
+
+NAME = "torch"
+
+# Tile-size model, fitted on CPU (benchmarks/bench_torch_na.py): time ~ logits + TILE_COST * tiles.
+# Each tile costs about as much as this many logit entries (kernel launches, small matmuls).
+TILE_COST = 8000
+MAX_TILE = {1: 256, 2: 32, 3: 16}  # largest tile side choose_tile considers, by number of axes
+MIN_SHARED, MAX_CLASSES = 4, 64  # a bias pattern shared by >= max(4, G/64) tiles gets its own call
+
+
+def unavailable(req) -> str | None:
+    """The torch backend serves every valid call (any device, any float dtype)."""
+    return None
+
+
+# ----------------------------------------------------------------------------------------
+# Index tables (NumPy, from the shared rule), cached per configuration
+# ----------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class _AxisTiles:
+    """One axis, regrouped by dilation and tiled. ``d`` groups x ``nt`` tiles x ``T`` queries.
+
+    Attributes:
+        q_index: (d, nt, T) full-axis index of each tile query (padding repeats a real one).
+        q_real: (d, nt, T) False for padding queries.
+        k_index: (d, nt, KB) full-axis index of each key-block slot (clamped into the group).
+        mask: (d, nt, T, KB) the rule: is block key ``kb`` in the window of tile query ``t``.
+        rpb_index: (d, nt, T, KB) ``(k - 1) + j' - i'``, clipped into ``[0, 2k - 2]``.
+        slot: (3, L, k) where each query's window slot sits in the tiled logits: tile
+            (``g * nt + tile``), query in the tile, key in the block.
+    """
+
+    q_index: np.ndarray
+    q_real: np.ndarray
+    k_index: np.ndarray
+    mask: np.ndarray
+    rpb_index: np.ndarray
+    slot: np.ndarray
+
+
+def _axis_tiles(L: int, k: int, s: int, d: int, causal: bool, tile: int) -> _AxisTiles:
+    """Regroup one axis by dilation, cut each group into tiles of ``tile`` queries, find the blocks."""
+    w = axis_windows(L, k, s, d, causal)
+    Lmax = -(-L // d)  # tokens in the largest group
+    T = min(tile, Lmax)
+    nt = -(-Lmax // T)
+    g = np.arange(d)[:, None]  # (d, 1)
+    Lg = -(-(L - g) // d)  # (d, 1) tokens in each group
+    ip = np.arange(nt * T)[None, :]  # (1, P) position inside the group, padded
+    ip_real = np.minimum(ip, Lg - 1)  # (d, P) padding repeats the group's last query
+    i_full = ip_real * d + g  # (d, P) back to the full axis: i = i' * d + g
+    start = (w.start[i_full] - g) // d  # (d, P) window start' in group coordinates
+    end = start + w.count[i_full]  # (d, P) window end'
+    start, end, ip_real = (x.reshape(d, nt, T) for x in (start, end, ip_real))
+    # Windows move monotonically with the query, so a tile's union is [first start', last end').
+    block_start = start.min(axis=-1)  # (d, nt)
+    KB = int((end.max(axis=-1) - block_start).max())  # the widest block; all tiles use it
+    kb = block_start[..., None] + np.arange(KB)  # (d, nt, KB) key j' in group coordinates
+    k_index = np.minimum(kb, Lg[..., None] - 1) * d + g[..., None]  # (d, nt, KB) clamped, full axis
+    j = kb[:, :, None, :]  # (d, nt, 1, KB)
+    mask = (j >= start[..., None]) & (j < end[..., None])  # (d, nt, T, KB) the rule
+    rpb_index = np.clip((k - 1) + j - ip_real[..., None], 0, 2 * k - 2)  # (d, nt, T, KB)
+    return _AxisTiles(
+        q_index=i_full.reshape(d, nt, T), q_real=(ip < Lg).reshape(d, nt, T),
+        k_index=k_index, mask=mask, rpb_index=rpb_index, slot=_slots(w, d, nt, T, KB, block_start),
+    )
+
+
+def _slots(w, d: int, nt: int, T: int, KB: int, block_start: np.ndarray) -> np.ndarray:
+    """(3, L, k): (tile, query-in-tile, key-in-block) of every window slot on one axis."""
+    i = np.arange(len(w.start))  # (L,) query
+    g, ig = i % d, i // d  # (L,) group and position inside it
+    tile, t = ig // T, ig % T  # (L,) tile inside the group, query inside the tile
+    kb = w.keys // d - block_start[g, tile][:, None]  # (L, k) key j' relative to the block
+    return np.stack(np.broadcast_arrays((g * nt + tile)[:, None], t[:, None], kb))  # (3, L, k)
+
+
+@lru_cache(maxsize=256)
+def choose_tile(shape: tuple[int, ...], kernel_size: tuple[int, ...], stride: tuple[int, ...],
+                dilation: tuple[int, ...], is_causal: tuple[bool, ...]) -> tuple[int, ...]:
+    """Queries per tile and axis that minimize ``logits + TILE_COST * tiles``.
+
+    Small tiles waste little (a block is ``T + k - 1`` keys for ``T`` queries) but make many
+    small matmuls; tiles that do not divide a dilation group pad it with dummy queries.
+    Both counts factor over the axes, so every combination is scored at once.
+    """
+    logits, tiles_n = np.ones(1), np.ones(1)  # (combinations so far,)
+    candidates = []
+    for L, k, s, d, c in zip(shape, kernel_size, stride, dilation, is_causal, strict=True):
+        top = min(-(-L // d), MAX_TILE[len(shape)])  # no tile larger than a dilation group
+        sizes = [T for T in range(1, top + 1) if T <= 16 or T % 8 == 0 or T == top]
+        axis = [_axis_tiles(L, k, s, d, c, T) for T in sizes]
+        logits = np.outer(logits, [a.mask.size for a in axis]).ravel()  # (d*nt*T*KB per axis)
+        tiles_n = np.outer(tiles_n, [a.q_index.shape[0] * a.q_index.shape[1] for a in axis]).ravel()
+        candidates.append(list(sizes))
+    best = int(np.argmin(logits + TILE_COST * tiles_n))
+    best_index = np.unravel_index(best, [len(c) for c in candidates])  # one index per axis
+    return tuple(int(c[i]) for c, i in zip(candidates, best_index, strict=True))
+
+
+@dataclass(frozen=True)
+class _Tiles:
+    """The N-D tiling as flat torch index tables. ``G`` tiles (all groups), ``Tq`` queries and
+    ``KB`` keys per tile; ``N`` tokens.
+
+    Attributes:
+        q_index: (G, Tq) flat query index of each tile slot.
+        k_index: (G, KB) flat key index of each block slot.
+        out_index: (N,) where each real query sits in the flattened (G * Tq) tile output.
+        mask: (G, Tq, KB) bool, the rule.
+        rpb_or_mask: (G * Tq * KB,) int32 index into ``rpb.flatten(1)`` (row-major over the
+            ``2k - 1`` axes), or ``R = prod(2k - 1)`` (one past the last entry) where the rule
+            says "not a neighbor".
+        slot: (N, K) flat position in the (G, Tq, KB) logits of each query's window slot, so
+            ``logits.flatten()[slot]`` is the neighborhood layout of :mod:`dinat_ref.numpy`.
+        classes: ``(first tile, end tile, shared)`` runs of tiles; tiles are sorted so tiles
+            with one bias pattern are contiguous (``shared``), rare patterns form the last run.
+        class_bias: per class, its ``rpb_or_mask`` rows: (1, Tq*KB) if shared, else (tiles, Tq*KB).
+    """
+
+    q_index: torch.Tensor
+    k_index: torch.Tensor
+    out_index: torch.Tensor
+    mask: torch.Tensor
+    rpb_or_mask: torch.Tensor
+    slot: torch.Tensor
+    classes: tuple[tuple[int, int, bool], ...]
+    class_bias: tuple[torch.Tensor, ...]
+
+
+def _merge(prev: np.ndarray, new: np.ndarray, combine) -> np.ndarray:
+    """Merge the tables of the axes so far (Gp, Xp) with one more axis (Ga, Xa) -> (Gp*Ga, Xp*Xa).
+
+    Both tiles and slots stay row-major over the axes, like the grid itself.
+    """
+    out = combine(prev[:, None, :, None], new[None, :, None, :])  # (Gp, Ga, Xp, Xa)
+    return out.reshape(prev.shape[0] * new.shape[0], -1)
+
+
+@lru_cache(maxsize=64)
+def tiles(shape: tuple[int, ...], kernel_size: tuple[int, ...], stride: tuple[int, ...],
+          dilation: tuple[int, ...], is_causal: tuple[bool, ...], tile: tuple[int, ...],
+          device: torch.device) -> _Tiles:
+    """Build (and cache) the tile tables of an N-D grid for one configuration and device."""
+    axes = [_axis_tiles(*a) for a in zip(shape, kernel_size, stride, dilation, is_causal, tile, strict=True)]
+    flat = lambda x: x.reshape(-1, x.shape[-1])  # (d, nt, X) -> (d*nt, X)
+    q_index, k_index, q_real = flat(axes[0].q_index), flat(axes[0].k_index), flat(axes[0].q_real)
+    mask = axes[0].mask.reshape(-1, *axes[0].mask.shape[2:])  # (G0, T0, KB0)
+    ridx = axes[0].rpb_index.reshape(mask.shape)  # (G0, T0, KB0)
+    for a, L, k in zip(axes[1:], shape[1:], kernel_size[1:], strict=True):
+        # Flat token index, row-major over the grid: n = n_prev * L_a + i_a.
+        q_index = _merge(q_index, flat(a.q_index), lambda p, n, L=L: p * L + n)  # (G, Tq)
+        k_index = _merge(k_index, flat(a.k_index), lambda p, n, L=L: p * L + n)  # (G, KB)
+        q_real = _merge(q_real, flat(a.q_real), lambda p, n: p & n)  # (G, Tq)
+        # (G, Tq, KB) tables: tiles, queries and keys each row-major over the axes.
+        m = a.mask.reshape(-1, *a.mask.shape[2:])  # (Ga, Ta, KBa)
+        r = a.rpb_index.reshape(m.shape)  # (Ga, Ta, KBa)
+        G, T, KB = mask.shape[0] * m.shape[0], mask.shape[1] * m.shape[1], mask.shape[2] * m.shape[2]
+        mask = (mask[:, None, :, None, :, None] & m[None, :, None, :, None, :]).reshape(G, T, KB)
+        ridx = (ridx[:, None, :, None, :, None] * (2 * k - 1)
+                + r[None, :, None, :, None, :]).reshape(G, T, KB)  # row-major over (2k_a - 1)
+    G, Tq, KB = mask.shape
+    rpb_or_mask = np.where(mask, ridx, int(np.prod([2 * k - 1 for k in kernel_size])))  # (G, Tq, KB)
+
+    # Tiles with the same (mask, rpb index) pattern -- all interior tiles, typically -- can share
+    # one (Tq, KB) bias. Sort tiles so each such class is contiguous; rare patterns go last.
+    _, pattern, counts = np.unique(rpb_or_mask.reshape(G, -1), axis=0, return_inverse=True,
+                                   return_counts=True)  # (G,) class of each tile
+    pattern = pattern.reshape(-1)
+    shared = counts[pattern] >= max(MIN_SHARED, G // MAX_CLASSES)  # (G,) big enough to share
+    key = np.where(shared, pattern, len(counts))  # (G,) rare tiles: one last class
+    order = np.argsort(key, kind="stable")  # (G,) new tile -> old tile
+    rank = np.argsort(order)  # (G,) old tile -> new tile
+    q_index, k_index, q_real, mask, rpb_or_mask = (
+        x[order] for x in (q_index, k_index, q_real, mask, rpb_or_mask))
+    bounds = np.flatnonzero(np.diff(key[order])) + 1  # class boundaries in the new order
+    classes = tuple(
+        (int(a), int(b), bool(shared[order[a]]))
+        for a, b in zip(np.r_[0, bounds], np.r_[bounds, G], strict=True)
+    )
+
+    slot = _slot_positions(axes)  # (N, K), old tile numbering
+    slot = rank[slot // (Tq * KB)] * (Tq * KB) + slot % (Tq * KB)  # (N, K), new tile numbering
+    real = q_real.reshape(-1)  # (G * Tq,)
+    out_index = np.empty(int(np.prod(shape)), dtype=np.int64)  # (N,)
+    out_index[q_index.reshape(-1)[real]] = np.nonzero(real)[0]
+    as_t = lambda x: torch.as_tensor(np.ascontiguousarray(x), device=device)
+    rpb_or_mask = rpb_or_mask.astype(np.int32)  # (G, Tq, KB) the biggest table: keep it small
+    class_bias = tuple(  # (1 or tiles, Tq*KB) per class: shared classes keep one row
+        as_t(rpb_or_mask[a : a + 1] if is_shared else rpb_or_mask[a:b]).reshape(-1, Tq * KB)
+        for a, b, is_shared in classes
+    )
+    return _Tiles(q_index=as_t(q_index), k_index=as_t(k_index), out_index=as_t(out_index),
+                  mask=as_t(mask), rpb_or_mask=as_t(rpb_or_mask.reshape(-1)),
+                  slot=as_t(slot), classes=classes, class_bias=class_bias)
+
+
+def _slot_positions(axes: list[_AxisTiles]) -> np.ndarray:
+    """(N, K): flat (tile, query-in-tile, key-in-block) of every (query, window slot), N-D.
+
+    Queries and slots are row-major over the axes (like :func:`neighbor_indices`); tiles,
+    queries in a tile and keys in a block are row-major over the axes too (like :func:`tiles`).
+    """
+    tile, t, kb = axes[0].slot  # (L0, k0) each
+    for a in axes[1:]:
+        sizes = (a.q_index.shape[0] * a.q_index.shape[1], a.q_index.shape[2], a.k_index.shape[2])
+        merged = []
+        for prev, new, size in zip((tile, t, kb), a.slot, sizes, strict=True):
+            both = prev[:, None, :, None] * size + new[None, :, None, :]  # (Nprev, La, Kprev, ka)
+            merged.append(both.reshape(prev.shape[0] * new.shape[0], -1))
+        tile, t, kb = merged
+    Tq = int(np.prod([a.q_index.shape[2] for a in axes]))
+    KB = int(np.prod([a.k_index.shape[2] for a in axes]))
+    return (tile * Tq + t) * KB + kb  # (N, K)
+
+
+@lru_cache(maxsize=64)
+def _mask_bias(config: tuple, dtype: torch.dtype) -> torch.Tensor:
+    """The rule as an additive bias: 0 for neighbors, -inf elsewhere. (G, Tq, KB)."""
+    mask = tiles(*config).mask  # (G, Tq, KB) bool
+    bias = torch.zeros(mask.shape, dtype=dtype, device=mask.device)
+    return bias.masked_fill_(~mask, float("-inf"))
+
+
+@lru_cache(maxsize=64)
+def _slot_index(config: tuple, heads: int) -> torch.Tensor:
+    """(N, heads, K): flat position in the (G, heads, Tq * KB) tile logits of each (query, head, slot)."""
+    t = tiles(*config)
+    G, Tq, KB = t.mask.shape
+    tile, offset = t.slot // (Tq * KB), t.slot % (Tq * KB)  # (N, K) which tile, where inside it
+    h = torch.arange(heads, device=t.slot.device)[None, :, None]  # (1, heads, 1)
+    return (tile[:, None, :] * heads + h) * (Tq * KB) + offset[:, None, :]  # (N, heads, K)
+
+
+# ----------------------------------------------------------------------------------------
+# The three steps (autograd does the backward)
+# ----------------------------------------------------------------------------------------
+
+def _config(x: torch.Tensor, kernel_size, stride, dilation, is_causal, na_dim, tile) -> tuple:
+    spatial = tuple(int(n) for n in x.shape[1 : 1 + na_dim])
+    tile = tuple(tile or choose_tile(spatial, kernel_size, stride, dilation, is_causal))
+    return (spatial, kernel_size, stride, dilation, is_causal, tile, x.device)
+
+
+def _to_tiles(x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """Steps 1-2, regroup + tile: (B, *spatial, H, C) -> (B*G, H, X, C) for an index (G, X).
+
+    One index_select of whole (heads, dim) rows (a permutation when shapes divide evenly);
+    the final transpose is a view.
+    """
+    B, H, C = x.shape[0], x.shape[-2], x.shape[-1]
+    G, X = index.shape
+    rows = x.reshape(B, -1, H, C).index_select(1, index.flatten())  # (B, G*X, H, C)
+    return rows.view(B * G, X, H, C).transpose(1, 2)  # (B*G, H, X, C)
+
+
+def _from_tiles(y: torch.Tensor, t: _Tiles, B: int) -> torch.Tensor:
+    """Undo the tiling: (B*G, H, Tq, C) -> (B, N, H, C), each real query's row out of the tiles."""
+    G, Tq = t.q_index.shape
+    rows = y.transpose(1, 2).reshape(B, G * Tq, y.shape[1], -1)  # (B, G*Tq, H, C)
+    return rows.index_select(1, t.out_index)  # (B, N, H, C)
+
+
+def _bias(config: tuple, rpb: torch.Tensor | None, dtype: torch.dtype, B: int, H: int) -> torch.Tensor:
+    """Step 3's bias: -inf outside the rule, ``rpb[(k-1) + (j-i)/d per axis]`` inside.
+
+    With rpb one gather does both: the rpb table gets an extra -inf entry that masked slots
+    point at. Returns (B*G, H or 1, Tq, KB) (G, ... when B == 1).
+    """
+    t = tiles(*config)
+    G, Tq, KB = t.mask.shape
+    if rpb is None:
+        bias = _mask_bias(config, dtype)[:, None]  # (G, 1, Tq, KB), the same for every head
+    else:
+        table = F.pad(rpb.flatten(1), (0, 1), value=float("-inf"))  # (H, R + 1)
+        bias = table.index_select(1, t.rpb_or_mask).view(H, G, Tq, KB).transpose(0, 1)  # (G, H, Tq, KB)
+    return bias.repeat(B, 1, 1, 1) if B > 1 else bias  # (B*G, H|1, Tq, KB)
+
+
+def forward(q, k, v, kernel_size, stride, dilation, is_causal, scale, rpb, na_dim,
+            return_lse: bool = True, tile: tuple[int, ...] | None = None):
+    """Tiled NA: ``(out, lse)``, out (B, *spatial, heads, dim_v), lse (B, *spatial, heads) or None.
+
+    Without ``return_lse`` this is :func:`fused_forward` (fused attention per class of tiles).
+    With it, the logits of every tile are materialized (``O(N * prod(KB))``) for their
+    log-sum-exp, with one bias for all tiles (:func:`_bias`).
+    """
+    if not return_lse:
+        return fused_forward(q, k, v, kernel_size, stride, dilation, is_causal, scale, rpb, na_dim,
+                             tile), None
+    B, H = q.shape[0], q.shape[-2]
+    config = _config(q, kernel_size, stride, dilation, is_causal, na_dim, tile)
+    t = tiles(*config)
+    q_t = _to_tiles(q, t.q_index)  # (B*G, H, Tq, D)
+    k_t = _to_tiles(k, t.k_index)  # (B*G, H, KB, D)
+    v_t = _to_tiles(v, t.k_index)  # (B*G, H, KB, Dv)
+    bias = _bias(config, rpb, q.dtype, B, H)  # (B*G, H|1, Tq, KB)
+
+    s = torch.matmul(q_t * scale, k_t.transpose(-1, -2)) + bias  # (B*G, H, Tq, KB)
+    lse = torch.logsumexp(s, dim=-1, keepdim=True)  # (B*G, H, Tq, 1)
+    out_t = torch.matmul(torch.exp(s - lse), v_t)  # (B*G, H, Tq, Dv)
+    lse = _from_tiles(lse, t, B).view(q.shape[:-1])  # (B, *spatial, H)
+    out = _from_tiles(out_t, t, B).view(*q.shape[:-1], v.shape[-1])  # (B, *spatial, H, Dv)
+    return out, lse
+
+
+@lru_cache(maxsize=64)
+def _batch_rows(config: tuple, B: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Row indices for the fused path, where the batch sits *inside* each tile: (G, B, ...).
+
+    Returns ``(q_rows (G*B*Tq,), k_rows (G*B*KB,), out_rows (B*N,))`` into the flattened
+    (B*N) tokens, resp. the (G*B*Tq) tile rows, so each class of tiles is one contiguous slice.
+    """
+    t = tiles(*config)
+    N = t.out_index.shape[0]
+    G, Tq = t.q_index.shape
+    b = torch.arange(B, device=t.q_index.device)  # (B,)
+    q_rows = (b[None, :, None] * N + t.q_index[:, None, :]).flatten()  # (G*B*Tq,)
+    k_rows = (b[None, :, None] * N + t.k_index[:, None, :]).flatten()  # (G*B*KB,)
+    g, tq = t.out_index // Tq, t.out_index % Tq  # (N,) tile and row of each real query
+    out_rows = ((g[None, :] * B + b[:, None]) * Tq + tq[None, :]).flatten()  # (B*N,)
+    return q_rows, k_rows, out_rows
+
+
+@lru_cache(maxsize=64)
+def _class_masks(config: tuple, dtype: torch.dtype) -> tuple[torch.Tensor, ...]:
+    """The rule as additive biases, one per tile class: (1 or tiles, 1, Tq, KB), 0 or -inf."""
+    t = tiles(*config)
+    G, Tq, KB = t.mask.shape
+    R = int(np.prod([2 * k - 1 for k in config[1]]))  # rpb_or_mask's "not a neighbor" value
+    return tuple(torch.zeros(rows.shape, dtype=dtype, device=rows.device)
+                 .masked_fill_(rows == R, float("-inf")).view(-1, 1, Tq, KB)
+                 for rows in t.class_bias)
+
+
+def fused_forward(q, k, v, kernel_size, stride, dilation, is_causal, scale, rpb, na_dim,
+                  tile: tuple[int, ...] | None = None) -> torch.Tensor:
+    """The fast path of :func:`forward` (no lse): one fused SDPA call per class of tiles.
+
+    Most tiles (all interior ones) share one bias pattern, so instead of gathering a
+    (G, H, Tq, KB) bias from rpb (and scatter-adding its gradient back into a table of a
+    few hundred entries), each class gathers one broadcast (1, H, Tq, KB) bias; the few tiles
+    with rare patterns (borders, odd-sized groups) keep a bias each. Without rpb the bias is
+    the rule alone (0 / -inf), cached per class. SDPA never keeps the probabilities around.
+    """
+    B, H = q.shape[0], q.shape[-2]
+    config = _config(q, kernel_size, stride, dilation, is_causal, na_dim, tile)
+    t = tiles(*config)
+    G, Tq, KB = t.mask.shape
+    q_rows, k_rows, out_rows = _batch_rows(config, B)
+    # (B, *spatial, H, C) -> (G*B, X, H, C): tiles outer, batch inner, then the tile's rows.
+    q_t, k_t, v_t = (x.reshape(-1, H, x.shape[-1]).index_select(0, rows).view(G * B, X, H, -1)
+                     for x, rows, X in ((q, q_rows, Tq), (k, k_rows, KB), (v, k_rows, KB)))
+    if rpb is None:
+        biases = _class_masks(config, q.dtype)  # per class (1|tiles, 1, Tq, KB)
+    else:
+        table = F.pad(rpb.flatten(1), (0, 1), value=float("-inf"))  # (H, R + 1): masked -> -inf
+        biases = tuple(table.index_select(1, rows.flatten()).view(H, -1, Tq, KB).transpose(0, 1)
+                       for rows in t.class_bias)  # per class (1|tiles, H, Tq, KB)
+    # split (not slicing): its backward is one cat, where slices would each zero-fill a full grad.
+    sizes = [(end - first) * B for first, end, _ in t.classes]
+    outs = []
+    for (_, _, shared), bias, qc, kc, vc in zip(t.classes, biases, q_t.split(sizes), k_t.split(sizes),
+                                                v_t.split(sizes), strict=True):
+        if not shared and B > 1:
+            bias = bias.repeat_interleave(B, dim=0)  # (tiles*B, H|1, Tq, KB), batch inner
+        qc, kc, vc = (x.transpose(1, 2) for x in (qc, kc, vc))  # (tiles*B, H, X, C), views
+        out_c = F.scaled_dot_product_attention(qc, kc, vc, attn_mask=bias, scale=scale)
+        outs.append(out_c.transpose(1, 2))  # (tiles*B, Tq, H, Dv)
+    out_t = torch.cat(outs) if len(outs) > 1 else outs[0]  # (G*B, Tq, H, Dv)
+    out = out_t.reshape(G * B * Tq, H, -1).index_select(0, out_rows)  # (B*N, H, Dv)
+    return out.view(*q.shape[:-1], v.shape[-1])  # (B, *spatial, H, Dv)
+
+
+def qk(q, k, kernel_size, stride, dilation, is_causal, scale, rpb, na_dim, tile=None):
+    """Logits in neighborhood layout, (B, *spatial, heads, K); masked slots ``-inf``.
+
+    The tile logits are computed as in :func:`forward`, then each query's ``K`` window slots
+    are picked out of its tile row (``tiles(...).slot``).
+    """
+    B, H = q.shape[0], q.shape[-2]
+    config = _config(q, kernel_size, stride, dilation, is_causal, na_dim, tile)
+    t = tiles(*config)
+    s = torch.matmul(_to_tiles(q, t.q_index) * scale, _to_tiles(k, t.k_index).transpose(-1, -2))
+    s = s + _bias(config, rpb, q.dtype, B, H)  # (B*G, H, Tq, KB)
+    idx = _slot_index(config, H)  # (N, H, K)
+    s = s.reshape(B, -1).index_select(1, idx.flatten()).view(B, *idx.shape)  # (B, N, H, K)
+    valid = neighbor_tables(*config[:5], q.device).valid  # (N, K); causal windows may be short
+    s = s.masked_fill(~valid[None, :, None, :], float("-inf"))
+    return s.view(*q.shape[:-1], idx.shape[-1])  # (B, *spatial, H, K)
+
+
+def av(probs, v, kernel_size, stride, dilation, is_causal, na_dim, tile=None):
+    """``out_n = sum_t probs[n, t] v[key t of n]``: (B, *spatial, heads, dim).
+
+    The neighborhood-layout weights are scattered into (zero-filled) tile rows, then one
+    batched matmul with the value blocks does the sums.
+    """
+    B, H = v.shape[0], v.shape[-2]
+    config = _config(v, kernel_size, stride, dilation, is_causal, na_dim, tile)
+    t = tiles(*config)
+    G, Tq, KB = t.mask.shape
+    idx = _slot_index(config, H)  # (N, H, K)
+    valid = neighbor_tables(*config[:5], v.device).valid  # (N, K)
+    p = probs.reshape(B, *idx.shape).masked_fill(~valid[None, :, None, :], 0)  # (B, N, H, K)
+    p_t = p.new_zeros(B, G * H * Tq * KB).index_add(1, idx.flatten(), p.reshape(B, -1))
+    out_t = torch.matmul(p_t.view(B * G, H, Tq, KB), _to_tiles(v, t.k_index))  # (B*G, H, Tq, Dv)
+    return _from_tiles(out_t, t, B).view(*v.shape[:-1], v.shape[-1])  # (B, *spatial, H, Dv)
