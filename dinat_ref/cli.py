@@ -16,7 +16,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "tour": ("dinat_ref.tour", "the main job: a short tour (neighborhood, cross-checks, timings, figures)"),
     "neighborhood": ("dinat_ref.neighborhood_cli", "print a query's neighborhood on a grid in the terminal"),
     "convert": ("dinat_ref.convert_cli", "convert a SHI-Labs DiNAT checkpoint to a Hugging Face directory"),
-    "verify": ("dinat_ref.testing.cli", "check your own NA kernel against the float64 reference, with a diagnosis"),
+    "verify": ("dinat_ref.testing.cli", "check an NA kernel against the float64 reference, with a diagnosis"),
     "figures": ("dinat_ref.viz.figures", "regenerate every figure (PNG) in figures/ or --out DIR"),
 }
 
@@ -24,7 +24,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="dinat-ref",
-        description="Neighborhood attention, dilated neighborhood attention and DiNAT, explained and checked.",
+        description="Neighborhood attention, dilated NA and DiNAT: explained, drawn and checked.",
     )
     from dinat_ref import __version__
 

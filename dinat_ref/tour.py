@@ -195,7 +195,8 @@ def _timings(args: argparse.Namespace) -> None:
 
     config = DinatConfig.from_preset(args.preset)
     weights = random_state_dict(config, seed=args.seed)
-    pixels = rng.standard_normal((1, config.num_channels, args.image_size, args.image_size)).astype(np.float32)
+    size = args.image_size
+    pixels = rng.standard_normal((1, config.num_channels, size, size)).astype(np.float32)
     np_model = dn.DinatForImageClassification(config, weights)
     th_model = dt.DinatForImageClassification(config).eval()
     th_model.load_state_dict({k: torch.from_numpy(v) for k, v in weights.items()})

@@ -22,10 +22,10 @@ from dinat_ref.torch.functional import (
     na_forward,
     na_qk,
 )
+from dinat_ref.torch.model import DinatBackbone, DinatForImageClassification, DinatModel
 
 __all__ = [
     "na1d", "na2d", "na3d", "na1d_qk", "na2d_qk", "na3d_qk", "na1d_av", "na2d_av", "na3d_av",
     "na_forward", "na_qk", "na_av", "explain_backend", "BackendChoice", "BACKENDS",
     "DinatModel", "DinatForImageClassification", "DinatBackbone",
 ]
-from dinat_ref.torch.model import DinatBackbone, DinatForImageClassification, DinatModel  # noqa: E402,F401
