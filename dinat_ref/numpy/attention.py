@@ -24,11 +24,10 @@ thin names over one N-D implementation.
 
 from __future__ import annotations
 
-from functools import wraps
-
 import numpy as np
 
 from dinat_ref.checks import Bools, Ints, check_attention_args, check_probs_args
+from dinat_ref.naming import with_na_dim
 from dinat_ref.neighborhood import neighbor_indices, rpb_indices
 
 __all__ = [
@@ -220,20 +219,9 @@ def na_backward(d_out, q, k, v, out, lse, kernel_size: Ints, stride: Ints = 1,
 # 1D / 2D / 3D names, as in NATTEN
 # ----------------------------------------------------------------------------------------
 
-def _specialize(fn, na_dim: int, name: str):
-    """``na2d = _specialize(na_forward, 2, "na2d")``: fix ``na_dim``, keep the docstring."""
-
-    @wraps(fn)
-    def specialized(*args, **kwargs):
-        return fn(*args, na_dim=na_dim, **kwargs)
-
-    specialized.__name__ = specialized.__qualname__ = name
-    return specialized
-
-
-na1d, na2d, na3d = (_specialize(na_forward, n, f"na{n}d") for n in (1, 2, 3))
-na1d_qk, na2d_qk, na3d_qk = (_specialize(na_qk, n, f"na{n}d_qk") for n in (1, 2, 3))
-na1d_av, na2d_av, na3d_av = (_specialize(na_av, n, f"na{n}d_av") for n in (1, 2, 3))
+na1d, na2d, na3d = (with_na_dim(na_forward, n, f"na{n}d") for n in (1, 2, 3))
+na1d_qk, na2d_qk, na3d_qk = (with_na_dim(na_qk, n, f"na{n}d_qk") for n in (1, 2, 3))
+na1d_av, na2d_av, na3d_av = (with_na_dim(na_av, n, f"na{n}d_av") for n in (1, 2, 3))
 na1d_backward, na2d_backward, na3d_backward = (
-    _specialize(na_backward, n, f"na{n}d_backward") for n in (1, 2, 3)
+    with_na_dim(na_backward, n, f"na{n}d_backward") for n in (1, 2, 3)
 )

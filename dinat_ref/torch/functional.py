@@ -22,11 +22,11 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from functools import wraps
 
 import torch
 
 from dinat_ref.checks import Bools, Ints, check_attention_args, check_probs_args
+from dinat_ref.naming import with_na_dim
 from dinat_ref.torch.backends import flex as flex_backend
 from dinat_ref.torch.backends import natten as natten_backend
 from dinat_ref.torch.backends import tiled as torch_backend
@@ -248,17 +248,6 @@ def na_av(probs, v, kernel_size: Ints, stride: Ints = 1, dilation: Ints = 1,
     return torch_backend.av(probs, v, ks, st, dil, causal, na_dim)
 
 
-def _specialize(fn, na_dim: int, name: str):
-    """``na2d = _specialize(na_forward, 2, "na2d")``: fix ``na_dim``, keep the docstring."""
-
-    @wraps(fn)
-    def specialized(*args, **kwargs):
-        return fn(*args, na_dim=na_dim, **kwargs)
-
-    specialized.__name__ = specialized.__qualname__ = name
-    return specialized
-
-
-na1d, na2d, na3d = (_specialize(na_forward, n, f"na{n}d") for n in (1, 2, 3))
-na1d_qk, na2d_qk, na3d_qk = (_specialize(na_qk, n, f"na{n}d_qk") for n in (1, 2, 3))
-na1d_av, na2d_av, na3d_av = (_specialize(na_av, n, f"na{n}d_av") for n in (1, 2, 3))
+na1d, na2d, na3d = (with_na_dim(na_forward, n, f"na{n}d") for n in (1, 2, 3))
+na1d_qk, na2d_qk, na3d_qk = (with_na_dim(na_qk, n, f"na{n}d_qk") for n in (1, 2, 3))
+na1d_av, na2d_av, na3d_av = (with_na_dim(na_av, n, f"na{n}d_av") for n in (1, 2, 3))
