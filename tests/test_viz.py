@@ -218,3 +218,17 @@ def test_figures_cli_is_light_and_lists():
     cmd = [sys.executable, "-m", "dinat_ref.cli", "figures", "--only", "nope", "--out", "/nonexistent"]
     bad = subprocess.run(cmd, capture_output=True, text=True)
     assert bad.returncode == 2 and "nope" in bad.stdout
+
+
+def test_a_figure_whose_optional_dependency_is_missing_is_skipped_not_fatal(tmp_path, monkeypatch, capsys):
+    import sys
+
+    from dinat_ref.viz.figures import generate
+
+    for mod in [m for m in sys.modules if m == "sklearn" or m.startswith("sklearn.")]:
+        monkeypatch.delitem(sys.modules, mod)
+    monkeypatch.setitem(sys.modules, "sklearn", None)  # importing it now fails
+    paths = generate(tmp_path, ["attention_digits", "rpb_corner"])
+    out = capsys.readouterr().out
+    assert [p.name for p in paths] == ["rpb_corner.png"]
+    assert "skipped attention_digits" in out and "sklearn" in out
