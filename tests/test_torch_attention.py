@@ -191,6 +191,31 @@ def test_tile_classes_shared_and_rare_biases():
         _close(grad, ref_grad, 1e-10, name)
 
 
+@pytest.mark.parametrize("run_keys", [1, 300])
+def test_runs_of_tiles_with_and_without_autograd(run_keys, monkeypatch):
+    """Classes cut into runs of tiles, gathered run by run (no autograd) or all at once (autograd)."""
+    monkeypatch.setattr(tiled, "RUN_KEYS", run_keys)  # 1 tile per run, or 2 (3 x 48 key rows each)
+    cfg = dict(shape=(21, 37), kernel_size=(5, 4), stride=(1, 2), dilation=(2, 3),
+               is_causal=(False, True), rpb=True)
+    ks, st, dil, causal = _window(cfg)
+    q, k, v, rpb = _inputs(cfg, batch=3, dim=4)
+    out, lse = ref.na2d(q, k, v, ks, st, dil, causal, 0.5, rpb, True)
+    for bias in (rpb, None):
+        with torch.no_grad():
+            args = [_t(a, torch.float64) for a in (q, k, v, bias)]
+            got = tiled.fused_forward(*args[:3], ks, st, dil, causal, 0.5, args[3], 2, tile=(4, 3))
+        want = ref.na2d(q, k, v, ks, st, dil, causal, 0.5, bias)
+        _close(got, want, 1e-12, f"no grad, rpb={bias is not None}")
+    args = [_t(a, torch.float64, grad=True) for a in (q, k, v, rpb)]
+    got = tiled.fused_forward(*args[:3], ks, st, dil, causal, 0.5, args[3], 2, tile=(4, 3))
+    _close(got, out, 1e-12, "autograd")
+    d_out = np.random.default_rng(3).standard_normal(out.shape)
+    grads = torch.autograd.grad(got, args, torch.tensor(d_out))
+    want = ref.na2d_backward(d_out, q, k, v, out, lse, ks, st, dil, causal, 0.5, rpb)
+    for grad, name, ref_grad in zip(grads, ("dq", "dk", "dv", "drpb"), want, strict=True):
+        _close(grad, ref_grad, 1e-10, name)
+
+
 def test_memory_is_linear_in_tokens():
     """The tile tables (and so the logits) hold O(N * prod(k)) entries, not O(N^2)."""
     per_token = []
