@@ -17,6 +17,17 @@ def rng() -> np.random.Generator:
     return np.random.default_rng(0)
 
 
+@pytest.fixture
+def one_torch_thread():
+    """Run a test on one torch thread: small models gain nothing from threads, and on a busy
+    2-core machine thread barriers make every op wait for a descheduled thread."""
+    torch = pytest.importorskip("torch")
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 def pytest_configure(config: pytest.Config) -> None:
     """Under pytest-xdist (``-n 2``) give each worker one thread.
 

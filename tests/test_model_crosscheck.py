@@ -18,15 +18,7 @@ import dinat_ref.torch as dt  # noqa: E402
 from dinat_ref import DinatConfig  # noqa: E402
 from dinat_ref.weights import random_state_dict, save_state_dict  # noqa: E402
 
-
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """Small models gain nothing from threads, and on a busy 2-core machine thread barriers
-    make every op wait for a descheduled thread; one thread keeps these tests fast."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 TOL = {np.float64: 1e-9, np.float32: 1e-4}
 TORCH_DTYPE = {np.float64: torch.float64, np.float32: torch.float32}

@@ -14,15 +14,7 @@ from dinat_ref import PRESETS, DinatConfig  # noqa: E402
 from dinat_ref.torch import DinatBackbone, DinatForImageClassification, DinatModel  # noqa: E402
 from dinat_ref.weights import StateDictError, count_parameters, expected_shapes  # noqa: E402
 
-
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """Small models gain nothing from threads, and on a busy 2-core machine thread barriers
-    make every op wait for a descheduled thread; one thread keeps these tests fast."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 CFG = DinatConfig(embed_dim=16, depths=[2, 1], num_heads=[2, 4], kernel_size=3, dilations=[[1, 2], [1]],
                   mlp_ratio=2.0, layer_scale_init_value=0.5, num_labels=3, drop_path_rate=0.0,
