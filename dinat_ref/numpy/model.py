@@ -79,16 +79,11 @@ class DinatModelOutput:
 
 
 @dataclass
-class DinatImageClassifierOutput:
-    """``logits`` (B, num_labels), ``loss`` when labels are given, and the trunk's outputs."""
+class DinatImageClassifierOutput(DinatModelOutput):
+    """The trunk's outputs plus ``logits`` (B, num_labels) and ``loss`` when labels are given."""
 
     loss: Any = None
     logits: Any = None
-    last_hidden_state: Any = None
-    pooler_output: Any = None
-    hidden_states: tuple | None = None
-    reshaped_hidden_states: tuple | None = None
-    attentions: tuple | None = None
 
 
 @dataclass
