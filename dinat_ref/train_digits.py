@@ -6,7 +6,7 @@ patch embedding downsamples 4x, which would leave a 2x2 grid. So every digit is
 upsampled (bilinear) to ``IMAGE_SIZE x IMAGE_SIZE``; the first stage then sees an
 ``IMAGE_SIZE/4 = 12`` grid, big enough for a 3x3 window with dilation 3.
 
-One copy of the training code, used by ``tutorials/05_train_tiny_dinat.py`` and to
+One copy of the training code, used by ``tutorials/09_train_tiny_dinat.py`` and to
 regenerate the committed checkpoint::
 
     python -m dinat_ref.train_digits --out dinat_ref/assets/digits-dinat

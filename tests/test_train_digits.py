@@ -1,4 +1,4 @@
-"""The digits data pipeline and the committed tiny checkpoint (training itself runs in tutorial 5)."""
+"""The digits data pipeline and the committed tiny checkpoint (training itself runs in tutorial 9)."""
 
 from __future__ import annotations
 
@@ -68,7 +68,7 @@ def test_committed_checkpoint_is_small_safe_and_accurate(split):
     assert model.config.dilations == train_digits.digits_model_config().dilations
     _, _, x_test, y_test = split
     accuracy = train_digits.evaluate(model, x_test, y_test)
-    assert accuracy > 0.95, accuracy  # what tutorial 5 and the README state
+    assert accuracy > 0.95, accuracy  # what tutorial 9 and the README state
 
 
 def test_load_pretrained_names_the_fix(tmp_path):

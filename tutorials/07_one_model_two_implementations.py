@@ -12,7 +12,7 @@
 # ---
 
 # %% [markdown]
-# # 3. One model, two implementations: DiNAT in NumPy and in PyTorch
+# # 7. One model, two implementations: DiNAT in NumPy and in PyTorch
 #
 # DiNAT (https://arxiv.org/abs/2209.15001) is a hierarchical vision transformer whose
 # layers alternate neighborhood attention (NA) and dilated neighborhood attention (DiNA).

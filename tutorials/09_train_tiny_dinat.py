@@ -12,7 +12,7 @@
 # ---
 
 # %% [markdown]
-# # 5. Train a tiny DiNAT on a CPU, then look inside its heads
+# # 9. Train a tiny DiNAT on a CPU, then look inside its heads
 #
 # The first four tutorials took neighborhood attention apart. Here we use it: we train a
 # small DiNAT (https://arxiv.org/abs/2209.15001) on real data, on a laptop CPU, and then

@@ -1,4 +1,4 @@
-"""Tutorial 3 runs headless and shows what it claims: both implementations agree to rounding."""
+"""Tutorial 7 runs headless and shows what it claims: both implementations agree to rounding."""
 
 from __future__ import annotations
 
@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-TUTORIAL = Path(__file__).resolve().parent.parent / "tutorials" / "03_one_model_two_implementations.py"
+TUTORIAL = Path(__file__).resolve().parent.parent / "tutorials" / "07_one_model_two_implementations.py"
 
 
 @pytest.mark.slow
-def test_tutorial_03_runs_and_the_two_models_agree(tmp_path):
+def test_tutorial_07_runs_and_the_two_models_agree(tmp_path):
     pytest.importorskip("torch")
     env = {**os.environ, "MPLBACKEND": "Agg", "PYTHONDONTWRITEBYTECODE": "1"}
     proc = subprocess.run([sys.executable, str(TUTORIAL)], cwd=tmp_path, env=env, capture_output=True,

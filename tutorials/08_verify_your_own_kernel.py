@@ -12,7 +12,7 @@
 # ---
 
 # %% [markdown]
-# # 4. Verify your own neighborhood-attention kernel
+# # 8. Verify your own neighborhood-attention kernel
 #
 # Sooner or later everyone who uses neighborhood attention writes their own kernel: in
 # Triton, CUDA, Metal, JAX, or as a mask for `flex_attention`. The index logic is easy

@@ -1,4 +1,4 @@
-"""Tutorial 4 runs headless and tells the story it promises: fail, diagnose, fix, pass."""
+"""Tutorial 8 runs headless and tells the story it promises: fail, diagnose, fix, pass."""
 
 from __future__ import annotations
 
@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-TUTORIAL = Path(__file__).resolve().parent.parent / "tutorials" / "04_verify_your_own_kernel.py"
+TUTORIAL = Path(__file__).resolve().parent.parent / "tutorials" / "08_verify_your_own_kernel.py"
 
 
-def test_tutorial_04_runs_and_diagnoses(tmp_path):
+def test_tutorial_08_runs_and_diagnoses(tmp_path):
     env = {**os.environ, "MPLBACKEND": "Agg", "PYTHONDONTWRITEBYTECODE": "1"}
     proc = subprocess.run([sys.executable, str(TUTORIAL)], cwd=tmp_path, env=env, capture_output=True,
                           text=True, timeout=120)
@@ -24,7 +24,7 @@ def test_tutorial_04_runs_and_diagnoses(tmp_path):
     assert "unscaled_na: FAILED" in out and "no scale is applied" in out
 
 
-def test_tutorial_04_is_a_jupytext_notebook():
+def test_tutorial_08_is_a_jupytext_notebook():
     jupytext = pytest.importorskip("jupytext")
     nb = jupytext.read(TUTORIAL)
     kinds = [c.cell_type for c in nb.cells]
