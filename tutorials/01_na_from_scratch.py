@@ -42,15 +42,16 @@ rng = np.random.default_rng(0)
 # %% [markdown]
 # ## 1. Dense attention, with a mask
 #
-# For queries, keys and values ``q, k, v`` of shape ``(L, dim)``:
+# For queries, keys and values $q, k, v$ of shape $(L, d_{head})$:
 #
-#     s[i, j] = (q_i . k_j) / sqrt(dim)        logits, (L, L)
-#     p[i, :] = softmax(s[i, :])               each query's weights sum to 1
-#     out_i  = sum_j p[i, j] v_j
+# $$s_{ij} = \frac{q_i \cdot k_j}{\sqrt{d_{head}}}, \qquad
+#   p_{ij} = \frac{e^{s_{ij}}}{\sum_{j'} e^{s_{ij'}}}, \qquad
+#   o_i = \sum_j p_{ij}\, v_j .$$
 #
-# A boolean mask ``(L, L)`` removes pairs: ``s[i, j] = -inf`` where ``mask[i, j]`` is False,
-# so ``exp`` gives exactly 0 weight there. Every local-attention scheme can be written
-# this way; only the mask changes.
+# $s$ are the logits, $(L, L)$; each row of $p$ sums to 1. A boolean mask $(L, L)$
+# removes pairs: $s_{ij} = -\infty$ where the mask is False, so $e^{s_{ij}} = 0$ gives
+# exactly zero weight there. Every local-attention scheme can be written this way; only
+# the mask changes.
 
 
 # %%
@@ -70,6 +71,42 @@ q, k, v = (rng.standard_normal((L, dim)) for _ in range(3))  # (L, dim) each
 print("dense attention output:", dense_attention(q, k, v).shape)
 
 # %% [markdown]
+# ### One query, step by step
+#
+# The three formulas for a single query, drawn: its logits against every key, the softmax
+# that turns them into weights, and the weighted sum of the value rows. Below, query 5
+# under NA with $k = 5$ (the mask of the next section): the masked logits are $-\infty$,
+# their weights exactly 0, and the output is a mix of 5 value rows only.
+
+# %%
+import matplotlib.pyplot as plt  # noqa: E402
+
+i_q, kernel = 5, 5
+allowed = dense_mask(L, kernel)[i_q]  # (L,) NA's keys for query 5, from the shared rule
+s_row = q[i_q] @ k.T / np.sqrt(dim)  # (L,) step 1: s_j = q . k_j / sqrt(dim)
+s_row = np.where(allowed, s_row, -np.inf)  # (L,) masked keys: -inf
+p_row = np.exp(s_row - s_row.max())
+p_row /= p_row.sum()  # (L,) step 2: softmax
+o_row = p_row @ v  # (dim,) step 3: o = sum_j p_j v_j
+assert np.allclose(o_row, dense_attention(q, k, v, dense_mask(L, kernel))[i_q])
+
+fig, axes = plt.subplots(1, 4, figsize=(13, 2.8), width_ratios=[3, 3, 3, 1.2], layout="constrained")
+shown = np.where(allowed, s_row, np.nan)
+axes[0].bar(np.arange(L), np.nan_to_num(shown), color="C0")
+axes[0].scatter(np.flatnonzero(~allowed), np.zeros((~allowed).sum()), marker="x", color="gray")
+axes[0].set_title(r"1. logits $q_5 \cdot k_j / \sqrt{d}$ (x: masked, $-\infty$)", fontsize=9)
+axes[1].bar(np.arange(L), p_row, color="C1")
+axes[1].set_title(r"2. softmax: weights $p_{5j}$, sum 1", fontsize=9)
+axes[2].imshow(p_row[:, None] * v, aspect="auto", cmap="RdBu", vmin=-2, vmax=2)
+axes[2].set_title(r"3. weighted rows $p_{5j} v_j$ (rows = keys $j$)", fontsize=9)
+axes[3].imshow(o_row[:, None], aspect="auto", cmap="RdBu", vmin=-2, vmax=2)
+axes[3].set_title("4. output $o_5$", fontsize=9)
+for ax in axes[:2]:
+    ax.set_xlabel("key j")
+axes[2].set_xlabel("dim"), axes[2].set_ylabel("key j"), axes[3].set_xticks([]), axes[3].set_ylabel("dim")
+plt.show()  # a window with a GUI backend, inline in a notebook, nothing headless
+
+# %% [markdown]
 # ## 2. A sliding window, and NA's fix at the borders
 #
 # The obvious local mask keeps keys within ``k // 2`` of the query: ``|i - j| <= k // 2``.
@@ -77,7 +114,6 @@ print("dense attention output:", dense_attention(q, k, v).shape)
 # the window hangs over the edge and the query loses keys.
 
 # %%
-kernel = 5
 i = np.arange(L)[:, None]  # (L, 1) queries
 j = np.arange(L)[None, :]  # (1, L) keys
 sliding = np.abs(i - j) <= kernel // 2  # (L, L)
@@ -96,6 +132,19 @@ print("keys per query, NA:            ", na_mask.sum(axis=1))
 assert (na_mask == dense_mask(L, kernel)).all()
 print(render_neighborhood(L, 0, kernel_size=kernel))
 print(render_neighborhood(L, L // 2, kernel_size=kernel, legend=False))
+
+# %% [markdown]
+# The two masks side by side: the naive sliding window loses keys in the corners (the
+# band is cut), NA's band keeps its width $k$ and bends inward at both ends.
+
+# %%
+fig, axes = plt.subplots(1, 2, figsize=(8, 4), layout="constrained")
+for ax, m, name in ((axes[0], sliding, "naive sliding window: |i - j| <= k // 2"),
+                    (axes[1], na_mask, "NA: window shifted inward at the borders")):
+    ax.imshow(m, cmap="Blues", vmin=0, vmax=1.4)
+    ax.set_title(f"{name}\nkeys per query: {m.sum(axis=1).min()}..{m.sum(axis=1).max()}", fontsize=9)
+    ax.set_xlabel("key j"), ax.set_ylabel("query i")
+plt.show()
 
 # %% [markdown]
 # The corner query is no longer in the middle of its window: that is the price of always
@@ -125,8 +174,10 @@ assert (dina_mask == dense_mask(L, kernel, dilation=d)).all()
 print(render_neighborhood(L, L - 1, kernel_size=kernel, dilation=d))
 
 # %% [markdown]
-# Note ``L = 16`` is not a multiple of ``d = 3``: the groups hold 6, 5 and 5 tokens. Each
-# group must hold at least ``k`` tokens, which is why NA requires ``k * d <= L``.
+# Note $L = 16$ is not a multiple of $d = 3$: the groups hold 6, 5 and 5 tokens. Each
+# group must hold at least $k$ tokens, which is why NA requires $k \cdot d \le L$. (The
+# DiNAT *model* relaxes this by zero-padding short axes to $k \cdot d$; tutorial 2,
+# section 7.)
 #
 # ## 4. The gather form
 #
@@ -190,8 +241,8 @@ print("k=4, query 15:", [n[0] for n in neighbors_of(15, 16, kernel_size=4)])
 
 # %% [markdown]
 # **Relative positional bias (RPB).** NA adds a learned bias to each logit that depends
-# only on the relative position: ``s[i, t] += rpb[(k - 1) + (j - i) / d]``, with ``j`` the
-# key in slot ``t``. A table of ``2k - 1`` entries covers every offset the shifted windows
+# only on the relative position: $s_{it} \mathrel{+}= B[(k - 1) + (j - i) / d]$, with $j$
+# the key in slot $t$ (tutorial 5 works one out by hand). A table of ``2k - 1`` entries covers every offset the shifted windows
 # can produce: a corner query uses one end of the table, the middle query the middle.
 
 # %%
@@ -240,3 +291,34 @@ plt.show()  # a window in a script with a GUI backend; inline in a notebook; not
 # * N-D: the product of per-axis windows.
 #
 # Next: tutorial 2 stacks these layers and computes exactly what each token can see.
+
+# %% [markdown]
+# ## Exercises
+#
+# Try each by hand first, then check with the functions above. The cell below holds the
+# solutions, computed with the library; the test suite checks them against independent
+# computations (brute force and closed forms), so they stay right.
+#
+# 1. On $L = 16$ with $k = 5$, $d = 3$: which keys does query 15 attend to? Which does
+#    query 1 attend to?
+# 2. Even kernel, $k = 4$, $d = 2$, $L = 12$: the keys of query 6, and of query 11.
+# 3. The RPB entries (indices into the table of $2k - 1$) read by query 0 for
+#    $L = 16$, $k = 5$, $d = 3$. Why is no entry below $k - 1$ used?
+# 4. How many entries of the $63 \times 63$ mask of the $7 \times 9$ grid ($k = 3$,
+#    $d = 2$) are True? (Hint: every query keeps exactly $k^2$ keys.)
+# 5. The gather form keeps $L k$ logits per head, the dense form $L^2$. For which $L$ does
+#    dense attention keep 1000 times as many logits as NA with $k = 7$?
+
+# %%
+import json  # noqa: E402
+
+solutions = {
+    "1_keys_q15": [int(n[0]) for n in neighbors_of(15, 16, kernel_size=5, dilation=3)],
+    "1_keys_q1": [int(n[0]) for n in neighbors_of(1, 16, kernel_size=5, dilation=3)],
+    "2_keys_q6": [int(n[0]) for n in neighbors_of(6, 12, kernel_size=4, dilation=2)],
+    "2_keys_q11": [int(n[0]) for n in neighbors_of(11, 12, kernel_size=4, dilation=2)],
+    "3_rpb_q0": rpb_indices(16, 5, dilation=3)[0, :, 0].tolist(),
+    "4_mask_true": int(dense_mask((7, 9), 3, dilation=2).sum()),
+    "5_L_for_1000x": 7 * 1000,  # L^2 / (L k) = L / k = 1000
+}
+print("SOLUTIONS", json.dumps(solutions))
