@@ -14,7 +14,7 @@
 # %% [markdown]
 # # 9. Train a tiny DiNAT on a CPU, then look inside its heads
 #
-# The first four tutorials took neighborhood attention apart. Here we use it: we train a
+# The first eight tutorials took neighborhood attention apart. Here we use it: we train a
 # small DiNAT (https://arxiv.org/abs/2209.15001) on real data, on a laptop CPU, and then
 # look at what its attention heads learned to look at.
 #
@@ -23,8 +23,11 @@
 #   test set.
 # * **Model**: two stages of DiNAT, 4 attention layers, about 110k parameters.
 # * **Result**: the default recipe (12 epochs, seed 0) reaches **over 95% test accuracy**
-#   (97.6% for seed 0; seeds 1 and 2 gave 96.4% and 97.1%) in under a minute on one CPU
-#   thread. The cell that trains asserts over 95%.
+#   in under a minute on one CPU thread. The cell that trains asserts only that threshold.
+#   The exact figure is machine-specific: the machine that made the committed checkpoint
+#   got 97.6% for seed 0 (96.4% and 97.1% for seeds 1 and 2), another machine 96.7% for
+#   seed 0. Float32 sums are rounded in an order that depends on the CPU and the math
+#   library, and twelve epochs of training amplify those last-bit differences.
 #
 # The training code lives in one place, `dinat_ref/train_digits.py`; this tutorial calls
 # it, and so does the command that regenerated the checkpoint committed in
@@ -58,8 +61,10 @@ print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, fast mode:
 # ## The data
 #
 # An 8x8 digit is too small for DiNAT: the patch embedding (two stride-2 convolutions)
-# downsamples 4x, which would leave a 2x2 grid, too small for any neighborhood. So
-# `load_digits_split` upsamples every digit (bilinear) to 48x48. Stage 1 then works on a
+# downsamples 4x, which would leave a 2x2 grid. DiNAT would still run (it zero-pads every
+# axis shorter than `kernel_size * dilation`, tutorial 2), but almost every key of every
+# window would be a padding token. So `load_digits_split` upsamples every digit
+# (bilinear) to 48x48. Stage 1 then works on a
 # 12x12 grid of tokens and stage 2, after a 2x downsampler, on 6x6. Pixels are
 # standardized to zero mean and unit variance (constants measured on the training split).
 
@@ -100,8 +105,9 @@ print(f"{sum(p.numel() for p in model.parameters()):,} parameters")
 # augmentation, all seeded, with a tqdm progress bar. It returns the model and its
 # accuracy on the 450 test digits. It trains on one CPU thread (`TrainConfig.num_threads`):
 # the matrices are tiny, so a second thread gains little, and on a busy machine two
-# threads that wait for each other can be many times slower. With one thread the result
-# is also bit-for-bit repeatable on a given machine.
+# threads that wait for each other can be many times slower. With one thread, the same
+# seed and the same software, a machine repeats its own result; a different CPU or math
+# library rounds differently and lands on a (slightly) different model.
 
 # %%
 recipe = train_digits.TrainConfig(epochs=1) if FAST else train_digits.TrainConfig()
@@ -205,10 +211,21 @@ for (s, i), t, r in zip(flat, trained_ent, random_ent, strict=True):
 # %% [markdown]
 # At random initialization every head is uniform (entropy 1.00): the queries and keys
 # are small random projections, so all 9 logits are about equal. After training, most
-# heads are clearly sharper (about 0.5-0.85): they learned *where* in their window to
-# look. The stage-1 DiNA heads stay close to uniform (above 0.9): they average a wide,
-# sparse 7x7-token area, a cheap way to mix information from across the digit. The
-# neighborhood rule fixes the window; learning only redistributes weight inside it.
+# heads are clearly sharper: they learned *where* in their window to look. Each number
+# is a *mean* over every query of every test digit, so it describes the typical query,
+# not each one. In the committed checkpoint the stage-1 DiNA layer is the flattest
+# (0.95 and 0.96 for its two heads, against 0.50 to 0.84 for every other head): it
+# averages a wide, sparse 7x7-token area, a cheap way to mix information from across the
+# digit. A model trained on another machine differs in the details; the cell below says
+# which layer is the flattest for the model trained here. The neighborhood rule fixes
+# the window; learning only redistributes weight inside it.
+
+# %%
+layer_means = [float(t.mean()) for t in trained_ent]
+flattest = flat[int(np.argmax(layer_means))]
+print("mean normalized entropy per layer:", [round(m, 2) for m in layer_means])
+print(f"flattest trained layer: stage {flattest[0] + 1} layer {flattest[1] + 1} "
+      f"(dilation {config.dilations[flattest[0]][flattest[1]]})")
 #
 # One last check that the picture is honest: the map we drew must put weight exactly on
 # the query's 9 neighbors and sum to 1 per head.
@@ -233,4 +250,48 @@ assert np.allclose(lay.maps.sum(axis=(1, 2)), 1.0)
 # * Train an NA-only twin and compare the accuracy and the entropy table:
 #   `cfg = train_digits.digits_model_config(); cfg.dilations = [[1, 1], [1, 1]]`, then
 #   `train_digits.train(model_config=cfg)`. Its layers see only adjacent tokens, so
-#   information crosses the digit more slowly.
+#   information crosses the digit more slowly, but on digits that does not cost accuracy:
+#   we measured 95.8% and 96.4% (seeds 0 and 1) against DiNAT's 96.4% to 97.6%, the
+#   same within seed-to-seed noise on 450 test images (one image is 0.22%). Dilation's
+#   gains show mostly downstream, in detection and segmentation, where objects span
+#   much more than a window; even on ImageNet classification the authors' own zoo lists
+#   DiNAT-Tiny (82.7%) below NAT-Tiny (83.2%).
+
+# %% [markdown]
+# ## Exercises
+#
+# The cell below computes the solutions from the model and the data; the test suite
+# checks them against independent computations.
+#
+# 1. The input is 48x48. How many tokens per side do stage 1 and stage 2 have?
+# 2. Stage 1's DiNA layer has $k = 3$, $d = 3$. How many tokens does its window span per
+#    axis, and how many pixels is that?
+# 3. How many test digits are there (a quarter of 1797, rounded up), and how many test
+#    digits is one percentage point of accuracy?
+# 4. How many parameters does the model have? (Count them from the config: two stem
+#    convolutions, a LayerNorm, per layer two LayerNorms, q/k/v/output projections, an
+#    RPB table of $(2k - 1)^2$ per head, a 2-layer MLP, layer scale if enabled; the
+#    downsampler; the final norm and the classifier.)
+# 5. In the NA-only twin, how many stage-1 tokens per axis does the middle query see
+#    after both stage-1 layers?
+
+# %%
+import json  # noqa: E402
+
+from dinat_ref.receptive_field import receptive_fields_1d, rf_stats  # noqa: E402
+
+with torch.no_grad():
+    maps = model(x_test[:1], output_attentions=True).attentions  # per layer: (1, h, w, heads, 9)
+first_layer_of_stage = np.cumsum([0] + list(config.depths[:-1]))  # [0, 2]
+stage_sides = [int(maps[i].shape[1]) for i in first_layer_of_stage]
+twin_rf = rf_stats(receptive_fields_1d(stage_sides[0], config.kernel_size, [1, 1])[-1])
+solutions = {
+    "1_stage_sides": stage_sides,
+    "2_dina_span_tokens": int(lay.kernel_size + (lay.kernel_size - 1) * (lay.dilation - 1)),
+    "2_dina_span_pixels": int((lay.kernel_size + (lay.kernel_size - 1) * (lay.dilation - 1)) * 4),
+    "3_test_digits": len(y_test),
+    "3_digits_per_point": len(y_test) / 100,
+    "4_parameters": sum(p.numel() for p in model.parameters()),
+    "5_twin_middle_rf": int(twin_rf.count[stage_sides[0] // 2]),
+}
+print("SOLUTIONS", json.dumps(solutions))
