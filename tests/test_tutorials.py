@@ -110,6 +110,17 @@ def _answers_03() -> dict:
     }
 
 
+def _answers_04() -> dict:
+    return {
+        "1_stage2_qk_flops": 2 * (28 * 28) * 128 * 7 * 7,  # 2 N C k^2, whatever the dilation
+        "2_global_over_na_112": (112 * 112) // (7 * 7),  # N / k^2
+        "3_bytes_na_112": 4 * 112 * 112 * 49,
+        "3_bytes_global_112": 4 * (112 * 112) ** 2,
+        "4_tokens_qk_equals_projections": 4 * 64,  # 2 N^2 C = 4 * 2 N C^2  ->  N = 4 C
+        "5_swin_over_na": 1.0,  # w = k: the same number of keys per query
+    }
+
+
 def _answers_09() -> dict:
     from dinat_ref.train_digits import digits_model_config
     from dinat_ref.weights import count_parameters
@@ -125,7 +136,7 @@ def _answers_09() -> dict:
     }
 
 
-EXERCISE_ANSWERS = {"01": _answers_01, "02": _answers_02, "03": _answers_03, "09": _answers_09}
+EXERCISE_ANSWERS = {"01": _answers_01, "02": _answers_02, "03": _answers_03, "04": _answers_04, "09": _answers_09}
 
 
 def check_solutions(stdout: str, prefix: str) -> None:
