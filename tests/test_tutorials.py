@@ -121,6 +121,29 @@ def _answers_04() -> dict:
     }
 
 
+def _rpb_entries(length: int, k: int, d: int, i: int) -> list[int]:
+    return [(k - 1) + (j - i) // d for j in _na_keys(length, k, d, i)]
+
+
+def _answers_05() -> dict:
+    uses = [0] * 9
+    for i in range(20):
+        for r in _rpb_entries(20, 5, 2, i):
+            uses[r] += 1
+    return {
+        "1_entries_q8": _rpb_entries(9, 3, 2, 8),
+        "2_pairs_entry0": uses[0],
+        "2_pairs_entry4": uses[4],
+        "3_params_7x7": 4 * (2 * 7 - 1) ** 2,
+        "3_params_11x11": 4 * (2 * 11 - 1) ** 2,
+        "4_drpb_all_ones": uses,  # each use adds 1
+        # by hand, k=4: query 11's window is 8..11, offsets -3..0 -> entries 0..3; query 0's is
+        # 0..3, offsets 0..3 -> entries 3..6
+        "5_min_entry": 0,
+        "5_max_entry": 6,
+    }
+
+
 def _answers_09() -> dict:
     from dinat_ref.train_digits import digits_model_config
     from dinat_ref.weights import count_parameters
@@ -136,7 +159,7 @@ def _answers_09() -> dict:
     }
 
 
-EXERCISE_ANSWERS = {"01": _answers_01, "02": _answers_02, "03": _answers_03, "04": _answers_04, "09": _answers_09}
+EXERCISE_ANSWERS = {"01": _answers_01, "02": _answers_02, "03": _answers_03, "04": _answers_04, "05": _answers_05, "09": _answers_09}
 
 
 def check_solutions(stdout: str, prefix: str) -> None:
