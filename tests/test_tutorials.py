@@ -144,6 +144,22 @@ def _answers_05() -> dict:
     }
 
 
+def _answers_06() -> dict:
+    c, r, heads, k = 64, 3, 2, 7
+    layer = (2 * 2 * c  # two LayerNorms
+             + 4 * (c * c + c)  # query, key, value, output projections with bias
+             + heads * (2 * k - 1) ** 2  # RPB
+             + (c * r * c + r * c) + (r * c * c + c))  # MLP
+    stem = (3 * 32 * 9 + 32) + (32 * 64 * 9 + 64) + 2 * 64
+    return {
+        "1_sides_384": [384 // 4, 384 // 8, 384 // 16, 384 // 32],
+        "2_small_channels": [96, 192, 384, 768],
+        "3_layer_params": layer,
+        "4_stem_params": stem,
+        "5_stage3_dilation": (224 // 16) // 7,
+    }
+
+
 def _answers_09() -> dict:
     from dinat_ref.train_digits import digits_model_config
     from dinat_ref.weights import count_parameters
@@ -159,7 +175,7 @@ def _answers_09() -> dict:
     }
 
 
-EXERCISE_ANSWERS = {"01": _answers_01, "02": _answers_02, "03": _answers_03, "04": _answers_04, "05": _answers_05, "09": _answers_09}
+EXERCISE_ANSWERS = {"01": _answers_01, "02": _answers_02, "03": _answers_03, "04": _answers_04, "05": _answers_05, "06": _answers_06, "09": _answers_09}
 
 
 def check_solutions(stdout: str, prefix: str) -> None:
