@@ -186,7 +186,8 @@ def check_solutions(stdout: str, prefix: str) -> None:
     want = EXERCISE_ANSWERS[prefix]()
     assert got.keys() == want.keys(), (sorted(got), sorted(want))
     for key, value in want.items():
-        assert got[key] == value, f"tutorial {prefix}, exercise {key}: printed {got[key]!r}, expected {value!r}"
+        same = math.isclose(got[key], value, rel_tol=1e-9) if isinstance(value, float) else got[key] == value
+        assert same, f"tutorial {prefix}, exercise {key}: printed {got[key]!r}, expected {value!r}"
 
 
 def _snapshot(folder: Path) -> set[str]:

@@ -187,7 +187,7 @@ print(f"28x28 -> 56x56 (4x tokens): global {ratios[56][0] / ratios[28][0]:.1f}x 
 # whole $(N, k^2)$ tensor in memory, and moving numbers is slower than multiplying them.
 # A **fused** kernel does all three steps on a tile of queries in fast on-chip memory
 # (the FlashAttention recipe: online softmax, logits never written out). On a GPU this is
-# what NATTEN's kernels do, and why NATTEN 0.20+ dropped its unfused ops on the GPU path.
+# what NATTEN's kernels do (since 0.20 NATTEN ships only fused kernels).
 #
 # This package has two pure-PyTorch paths:
 #

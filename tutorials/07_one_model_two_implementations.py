@@ -65,8 +65,11 @@ print("dilations:", config.dilations)
 
 # %% [markdown]
 # Every other layer is dilated. In stage 1 (a 56x56 grid at 224x224 input), dilation 8
-# with a 7x7 kernel spreads each query's 49 keys over 7 * 8 = 56 tokens per axis: the
-# whole image, sparsely. The undilated layers around it look at a dense 7x7 window.
+# splits each axis into 8 dilation groups of 56 / 8 = 7 tokens, and a 7x7 kernel then
+# takes a query's *whole* dilation group: its 7 keys per axis are every 8th token, from
+# one end of the axis to the other, spanning $1 + 6 \cdot 8 = 49$ tokens (not 56: the
+# keys are points, 8 apart). The undilated layers around it look at a dense 7x7 window
+# and fill the gaps (tutorial 2).
 #
 # ## The weights: one dictionary, Hugging Face names
 #
@@ -219,3 +222,33 @@ with torch.inference_mode():
 np32(img32)
 t2 = time.perf_counter()
 print(f"torch {1e3 * (t1 - t0):.0f} ms, NumPy {1e3 * (t2 - t1):.0f} ms per image")
+
+# %% [markdown]
+# ## Exercises
+#
+# The cell below computes the solutions from the configs and the checkpoint; the test
+# suite checks them against closed forms.
+#
+# 1. How many tokens per axis does a stage-1 DiNA query's window span (first to last key)
+#    at 224x224, and how many of the 56 rows does it touch?
+# 2. How many arrays does the DiNAT-Mini checkpoint hold for one layer? (Two LayerNorms,
+#    three projections and the output projection with biases, the RPB, two MLP linears
+#    with biases, and the layer scale.)
+# 3. How many numbers does a float32 `model.safetensors` of DiNAT-Mini hold, in millions
+#    (two decimals)?
+# 4. The fused `qkv` weight of the original SHI-Labs layout for a stage-2 layer of Mini:
+#    its shape.
+
+# %%
+import json  # noqa: E402
+
+layer0 = [n for n in weights if n.startswith("dinat.encoder.levels.0.layers.0.")]
+rows_touched = sorted(set(rows.tolist()))
+solutions = {
+    "1_span_tokens": int(max(rows_touched) - min(rows_touched) + 1),
+    "1_rows_touched": len(rows_touched),
+    "2_arrays_per_layer": len(layer0),
+    "3_numbers_m": round(sum(w.size for w in weights.values()) / 1e6, 2),
+    "4_qkv_shape": list(shi["levels.1.blocks.0.attn.qkv.weight"].shape),
+}
+print("SOLUTIONS", json.dumps(solutions))

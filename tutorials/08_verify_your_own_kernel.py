@@ -193,3 +193,35 @@ assert report.diagnosis.kind == "wrong_scale"
 #
 # For torch kernels the verifier also checks gradients (dq, dk, dv, and drpb) against
 # the reference's hand-derived backward pass whenever the output carries autograd.
+
+# %% [markdown]
+# ## Exercises
+#
+# The cell below computes the solutions with this tutorial's code and the shared rule;
+# the test suite checks them against an independent brute force.
+#
+# 1. With the buggy clamp, on $L = 16$, $k = 3$, $d = 3$: which queries get a wrong
+#    window?
+# 2. On $L = 16$ and $k = 3$, how many queries does the buggy clamp get wrong for
+#    $d = 1, 2, 3, 4$?
+# 3. The unscaled kernel multiplies the logits by 1; by how much should it, for a head
+#    dimension of 32?
+
+# %%
+import json  # noqa: E402
+
+from dinat_ref.neighborhood import neighbor_indices  # noqa: E402
+
+
+def wrong_queries(L, k, d):
+    right = np.sort(neighbor_indices(L, k, dilation=d)[0], axis=1)  # (L, k) from the rule
+    mine = np.sort(axis_window(L, k, d, group_aware=False), axis=1)  # (L, k) the buggy clamp
+    return np.flatnonzero((right != mine).any(axis=1)).tolist()
+
+
+solutions = {
+    "1_wrong_queries": wrong_queries(16, 3, 3),
+    "2_wrong_counts": [len(wrong_queries(16, 3, d)) for d in (1, 2, 3, 4)],
+    "3_scale": 32 ** -0.5,
+}
+print("SOLUTIONS", json.dumps(solutions))
