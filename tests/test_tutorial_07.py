@@ -32,12 +32,14 @@ def test_tutorial_07_runs_and_the_two_models_agree(tmp_path):
     from dinat_ref import DinatConfig
     from dinat_ref.weights import count_parameters
 
+    mini = DinatConfig.from_preset("mini", layer_scale_init_value=0.1)
     solutions = json.loads(re.search(r"^SOLUTIONS (.*)$", out, re.M).group(1))
     assert solutions == {
         "1_span_tokens": 1 + (7 - 1) * 8,  # 7 keys, 8 apart
         "1_rows_touched": 7,
-        # 2 LayerNorms x (weight, bias) + 4 projections x (weight, bias) + rpb + 2 MLP linears x 2 + layer scale
+        # 2 LayerNorms x (weight, bias) + 4 projections x (weight, bias) + rpb + 2 MLP linears x 2
+        # + layer scale
         "2_arrays_per_layer": 2 * 2 + 4 * 2 + 1 + 2 * 2 + 1,
-        "3_numbers_m": round(count_parameters(DinatConfig.from_preset("mini", layer_scale_init_value=0.1)) / 1e6, 2),
+        "3_numbers_m": round(count_parameters(mini) / 1e6, 2),
         "4_qkv_shape": [3 * 128, 128],  # stage 2 has 2 * 64 channels
     }

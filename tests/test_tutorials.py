@@ -94,7 +94,8 @@ def _strided_window(length: int, k: int, s: int, i: int) -> list[int]:
 
 def _answers_03() -> dict:
     def share(i, length, k, s):
-        return [q for q in range(length) if _strided_window(length, k, s, q) == _strided_window(length, k, s, i)]
+        mine = _strided_window(length, k, s, i)
+        return [q for q in range(length) if _strided_window(length, k, s, q) == mine]
 
     return {
         "1_causal_q2": list(range(max(0, 2 - 3), 3)),
@@ -175,7 +176,8 @@ def _answers_09() -> dict:
     }
 
 
-EXERCISE_ANSWERS = {"01": _answers_01, "02": _answers_02, "03": _answers_03, "04": _answers_04, "05": _answers_05, "06": _answers_06, "09": _answers_09}
+EXERCISE_ANSWERS = {"01": _answers_01, "02": _answers_02, "03": _answers_03, "04": _answers_04,
+                    "05": _answers_05, "06": _answers_06, "09": _answers_09}
 
 
 def check_solutions(stdout: str, prefix: str) -> None:

@@ -242,8 +242,9 @@ print("k=4, query 15:", [n[0] for n in neighbors_of(15, 16, kernel_size=4)])
 # %% [markdown]
 # **Relative positional bias (RPB).** NA adds a learned bias to each logit that depends
 # only on the relative position: $s_{it} \mathrel{+}= B[(k - 1) + (j - i) / d]$, with $j$
-# the key in slot $t$ (tutorial 5 works one out by hand). A table of ``2k - 1`` entries covers every offset the shifted windows
-# can produce: a corner query uses one end of the table, the middle query the middle.
+# the key in slot $t$ (tutorial 5 works one out by hand). A table of $2k - 1$ entries
+# covers every offset the shifted windows can produce: a corner query uses one end of the
+# table, the middle query the middle.
 
 # %%
 idx = rpb_indices(L, kernel, dilation=d)[:, :, 0]  # (L, k) RPB entry per slot

@@ -266,7 +266,8 @@ solutions = {
     "1_extent_mini_stage3": analytic_extent(7, [1, 2] * 3),
     "2_max_hole_free_d": max(d for d in range(1, 30) if not has_holes([1, d, 1])),
     "3_na_layers_middle_full": first_full_layer(receptive_fields_1d(56, 7, [1] * 12), 28),
-    "4_layers_for_2401": next(n for n in range(1, 10) if analytic_extent(7, [7 ** i for i in range(n)]) >= 2401),
+    "4_layers_for_2401": next(n for n in range(1, 10)
+                              if analytic_extent(7, [7 ** i for i in range(n)]) >= 2401),
     "5_real_keys_q0": int(layer_dependency(32, 7, dilation=8)[0].sum()),
 }
 print("SOLUTIONS", json.dumps(solutions))

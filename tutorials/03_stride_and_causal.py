@@ -183,7 +183,8 @@ print(f"L={L}, k=s={k}: NA with stride k is exactly block-diagonal attention ove
 # %%
 L, k, s = 12, 4, 3
 for i_q in (0, 1, 2, 3, 5, 11):
-    print(f"causal, k={k}, s={s}: query {i_q:2d} sees {[n[0] for n in neighbors_of(i_q, L, k, stride=s, is_causal=True)]}")
+    seen = [n[0] for n in neighbors_of(i_q, L, k, stride=s, is_causal=True)]
+    print(f"causal, k={k}, s={s}: query {i_q:2d} sees {seen}")
 
 # %% [markdown]
 # ## What to remember

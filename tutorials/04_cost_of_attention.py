@@ -57,7 +57,8 @@ def best_time(fn, repeat=7):
 # For one head with $C$ channels over $N$ tokens, the two products of attention each cost
 # one multiply and one add per (query, key, channel):
 #
-# $$\underbrace{s = q k^\top}_{\text{logits}} \quad\text{and}\quad \underbrace{o = p\, v}_{\text{weighted sum}}
+# $$\underbrace{s = q k^\top}_{\text{logits}} \quad\text{and}\quad
+#   \underbrace{o = p\, v}_{\text{weighted sum}}
 #   : \qquad 2 N C \cdot (\text{keys per query}) \text{ FLOPs each.}$$
 #
 # | | keys per query | $q \cdot k$ and $a \cdot v$, each | attention weights stored |

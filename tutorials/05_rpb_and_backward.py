@@ -100,28 +100,26 @@ print("query (4, 5) reads entries ", sorted({tuple(r) for r in idx2[4 * 12 + 5].
 # %% [markdown]
 # ## 3. The backward pass
 #
-# Write $t$ for a query's slots, $j(i, t)$ the key in slot $t$, $c = 1/\sqrt{D}$, and
-# $g_i = \partial \mathcal{L} / \partial o_i$ the gradient arriving at the output. The
-# forward pass was $s_{it} = c\, q_i \cdot k_{j(i,t)} + B[r(i,t)]$,
-# $p_{it} = \mathrm{softmax}_t(s_{it})$, $o_i = \sum_t p_{it} v_{j(i,t)}$. Going back:
+# Write $t$ for a query's slots, $j(i, t)$ the key in slot $t$, $r(i, t)$ its bias entry,
+# $c = 1/\sqrt{D}$, and $\bar{x} = \partial \mathcal{L} / \partial x$ for the gradient of the
+# loss with respect to $x$; $\bar{o}_i$ arrives from above. The forward pass was
+# $s_{it} = c\, q_i \cdot k_{j(i,t)} + B[r(i,t)]$, $p_{it} = \mathrm{softmax}_t(s_{it})$,
+# $o_i = \sum_t p_{it} v_{j(i,t)}$. Going back:
 #
-# $$\frac{\partial \mathcal{L}}{\partial p_{it}} = g_i \cdot v_{j(i,t)}, \qquad
-#   \frac{\partial \mathcal{L}}{\partial s_{it}} = p_{it}\Big(\frac{\partial \mathcal{L}}{\partial p_{it}}
-#   - g_i \cdot o_i\Big),$$
+# $$\bar{p}_{it} = \bar{o}_i \cdot v_{j(i,t)}, \qquad
+#   \bar{s}_{it} = p_{it}\,\big(\bar{p}_{it} - \bar{o}_i \cdot o_i\big),$$
 #
-# $$\frac{\partial \mathcal{L}}{\partial q_i} = c \sum_t \frac{\partial \mathcal{L}}{\partial s_{it}} k_{j(i,t)},
-#   \qquad
-#   \frac{\partial \mathcal{L}}{\partial k_j} = c \sum_{(i,t):\ j(i,t) = j} \frac{\partial \mathcal{L}}{\partial s_{it}} q_i,
-#   \qquad
-#   \frac{\partial \mathcal{L}}{\partial v_j} = \sum_{(i,t):\ j(i,t) = j} p_{it}\, g_i,$$
+# $$\bar{q}_i = c \sum_t \bar{s}_{it}\, k_{j(i,t)}, \qquad
+#   \bar{k}_j = c \sum_{(i,t):\ j(i,t) = j} \bar{s}_{it}\, q_i, \qquad
+#   \bar{v}_j = \sum_{(i,t):\ j(i,t) = j} p_{it}\, \bar{o}_i,$$
 #
-# $$\frac{\partial \mathcal{L}}{\partial B[r]} = \sum_{(i,t):\ r(i,t) = r} \frac{\partial \mathcal{L}}{\partial s_{it}} .$$
+# $$\bar{B}[r] = \sum_{(i,t):\ r(i,t) = r} \bar{s}_{it} .$$
 #
-# (The middle term of the softmax uses $\sum_t p_{it} \partial \mathcal{L}/\partial p_{it}
-# = g_i \cdot o_i$.) The sums "over every $(i, t)$ that used key $j$" or "that used
-# entry $r$" are **scatter-adds**: walk over all (query, slot) pairs and add each one's
-# contribution into the bin it used. In NumPy that is `np.add.at`, which, unlike
-# `x[idx] += y`, adds repeated indices once per occurrence. One head, a longer axis:
+# (The softmax step uses $\sum_t p_{it} \bar{p}_{it} = \bar{o}_i \cdot o_i$.) The sums
+# "over every $(i, t)$ that used key $j$" or "that used entry $r$" are **scatter-adds**:
+# walk over all (query, slot) pairs and add each one's contribution into the bin it used.
+# In NumPy that is `np.add.at`, which, unlike `x[idx] += y`, adds repeated indices once
+# per occurrence. One head, a longer axis:
 
 # %%
 L, k, d, D = 20, 5, 2, 8
@@ -189,7 +187,8 @@ Q2, K2, V2, G2 = (a[0, :, :, 0].reshape(H * W, D) for a in (q2, k2_, v2, g2))
 s2 = c * np.einsum("nd,ntd->nt", Q2, K2[keys2]) + b2[0, idx2[..., 0], idx2[..., 1]]  # (N, K)
 p2 = np.exp(s2 - s2.max(axis=1, keepdims=True))
 p2 /= p2.sum(axis=1, keepdims=True)
-ds2 = p2 * (np.einsum("nd,ntd->nt", G2, V2[keys2]) - (G2 * out2[0, :, :, 0].reshape(H * W, D)).sum(1, keepdims=True))
+O2 = out2[0, :, :, 0].reshape(H * W, D)  # (N, D)
+ds2 = p2 * (np.einsum("nd,ntd->nt", G2, V2[keys2]) - (G2 * O2).sum(1, keepdims=True))  # (N, K)
 drpb2 = np.zeros((2 * k2 - 1, 2 * k2 - 1))
 np.add.at(drpb2, (idx2[..., 0], idx2[..., 1]), ds2)  # (2k-1, 2k-1)
 lib2 = na2d_backward(g2, q2, k2_, v2, out2, lse2, k2, dilation=2, rpb=b2)[3][0]

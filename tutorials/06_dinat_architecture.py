@@ -29,7 +29,6 @@
 
 # %%
 import matplotlib.pyplot as plt
-import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -76,13 +75,14 @@ print("hidden states:", [tuple(h.shape) for h in out.hidden_states], "logits", t
 
 # %%
 p = {name: w for name, w in model.state_dict().items()}
-stem = p["dinat.embeddings.patch_embeddings.projection.0.weight"], p["dinat.embeddings.patch_embeddings.projection.1.weight"]
+conv = "dinat.embeddings.patch_embeddings.projection."
 with torch.no_grad():
-    x = F.conv2d(image, stem[0], p["dinat.embeddings.patch_embeddings.projection.0.bias"], stride=2, padding=1)
+    x = F.conv2d(image, p[conv + "0.weight"], p[conv + "0.bias"], stride=2, padding=1)
     print("after conv 1:", tuple(x.shape))  # (1, C/2, 112, 112)
-    x = F.conv2d(x, stem[1], p["dinat.embeddings.patch_embeddings.projection.1.bias"], stride=2, padding=1)
+    x = F.conv2d(x, p[conv + "1.weight"], p[conv + "1.bias"], stride=2, padding=1)
     x = x.permute(0, 2, 3, 1)  # (1, 56, 56, C): channels last from here on
-    x = F.layer_norm(x, (config.embed_dim,), p["dinat.embeddings.norm.weight"], p["dinat.embeddings.norm.bias"])
+    x = F.layer_norm(x, (config.embed_dim,), p["dinat.embeddings.norm.weight"],
+                     p["dinat.embeddings.norm.bias"])
 print("after conv 2 + LayerNorm:", tuple(x.shape), "| matches the model's embeddings:",
       torch.allclose(x, out.hidden_states[0], atol=1e-5))
 
@@ -111,8 +111,8 @@ def layer_by_hand(x, p, prefix, heads, kernel_size, dilation):
     _, H, W, C = x.shape
     D = C // heads
     y = F.layer_norm(x, (C,), w("layernorm_before.weight"), w("layernorm_before.bias"), config.layer_norm_eps)
-    q, k, v = (F.linear(y, w(f"attention.self.{n}.weight"), w(f"attention.self.{n}.bias")).reshape(H * W, heads, D)
-               for n in ("query", "key", "value"))  # (N, heads, D) each
+    q, k, v = (F.linear(y, w(f"attention.self.{n}.weight"), w(f"attention.self.{n}.bias"))
+               .reshape(H * W, heads, D) for n in ("query", "key", "value"))  # (N, heads, D) each
     keys, _ = neighbor_indices((H, W), kernel_size, dilation=dilation)  # (N, k*k) from the rule
     ridx = torch.from_numpy(rpb_indices((H, W), kernel_size, dilation=dilation))  # (N, k*k, 2)
     keys = torch.from_numpy(keys)
@@ -171,7 +171,8 @@ with torch.no_grad():
                  stride=2, padding=1).permute(0, 2, 3, 1)  # (1, 28, 28, 2C), no bias
     z = F.layer_norm(z, (2 * C,), p["dinat.encoder.levels.0.downsample.norm.weight"],
                      p["dinat.encoder.levels.0.downsample.norm.bias"])
-print("downsampled:", tuple(z.shape), "| matches hidden_states[1]:", torch.allclose(z, out.hidden_states[1], atol=1e-4))
+print("downsampled:", tuple(z.shape), "| matches hidden_states[1]:",
+      torch.allclose(z, out.hidden_states[1], atol=1e-4))
 
 # %% [markdown]
 # ## 4. Per-stage dilations
