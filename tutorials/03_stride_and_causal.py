@@ -17,7 +17,7 @@
 # Tutorials 1 and 2 used two of NA's four knobs, kernel size $k$ and dilation $d$. The
 # other two change *which* window a query gets:
 #
-# * **causal** ($\text{is\_causal}$): a query sees only itself and keys before it. Used on
+# * **causal** (`is_causal=True`): a query sees only itself and keys before it. Used on
 #   axes that are *time*: a language or audio sequence, the frame axis of a video (causal
 #   in time, ordinary NA in space), anything generated or streamed one step at a time.
 # * **stride** $s$: $s$ consecutive queries share one window. Every query still scores $k$
