@@ -138,9 +138,9 @@ print(f"stage 1 layer 2 (dilation {config.dilations[0][1]}): max |by hand - mode
 assert torch.allclose(mine, theirs, atol=1e-4)
 
 # %% [markdown]
-# **Layer scale.** $\gamma$ starts small (here 0.1; DiNAT-Base uses $10^{-5}$, the
-# smaller presets none at all), so a fresh deep model starts close to the identity and
-# each layer's contribution grows as training needs it. Without layer scale the
+# **Layer scale.** $\gamma$ starts small (here 0.1; of the presets only DiNAT-Base uses
+# layer scale, starting at $10^{-5}$), so a fresh deep model starts close to the identity
+# and each layer's contribution grows as training needs it. Without layer scale the
 # parameters are absent and $\gamma = 1$.
 #
 # **MLP ratio.** The hidden width of the MLP is $rC$: 3 for Mini and Tiny, 2 for the
