@@ -269,8 +269,8 @@ assert na_err < 1e-5 and win_err > 0.1
 #
 # The cell below computes the solutions; the test suite checks them against closed forms.
 #
-# 1. FLOPs of $q \cdot k$ (one head group of $C = 128$ channels) for DiNAT-Mini's stage 2:
-#    a 28x28 grid, $k = 7$, dilation 4.
+# 1. FLOPs of $q \cdot k$ (all heads together, $C = 128$ channels) for DiNAT-Mini's
+#    stage 2: a 28x28 grid, $k = 7$, dilation 4.
 # 2. For a 112x112 grid and $k = 7$: how many times more logits does global attention
 #    compute than NA?
 # 3. Bytes of float32 attention weights, one head, one image, for NA on a 112x112 grid

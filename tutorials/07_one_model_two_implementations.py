@@ -234,8 +234,8 @@ print(f"torch {1e3 * (t1 - t0):.0f} ms, NumPy {1e3 * (t2 - t1):.0f} ms per image
 # 2. How many arrays does the DiNAT-Mini checkpoint hold for one layer? (Two LayerNorms,
 #    three projections and the output projection with biases, the RPB, two MLP linears
 #    with biases, and the layer scale.)
-# 3. How many numbers does a float32 `model.safetensors` of DiNAT-Mini hold, in millions
-#    (two decimals)?
+# 3. How many numbers does the `model.safetensors` written above (DiNAT-Mini with layer
+#    scale) hold, in millions (two decimals)?
 # 4. The fused `qkv` weight of the original SHI-Labs layout for a stage-2 layer of Mini:
 #    its shape.
 
