@@ -136,11 +136,12 @@ def validate(cfg: FinetuneConfig) -> tuple[list[str], list]:
         FileNotFoundError: a missing data folder, model directory or resume state.
     """
     w = "finetune"
-    if (cfg.model is None) == (cfg.preset is None) and not cfg.resume:
-        raise ValueError(f"{w}: give exactly one of model= (a checkpoint directory) and preset= "
-                         f"(one of {preset_names()}); got model={cfg.model!r}, preset={cfg.preset!r}.")
     if cfg.model is not None and cfg.preset is not None:
-        raise ValueError(f"{w}: model={cfg.model!r} and preset={cfg.preset!r} both given; choose one.")
+        raise ValueError(f"{w}: model={os.fspath(cfg.model)!r} and preset={cfg.preset!r} both given; "
+                         f"choose one.")
+    if cfg.model is None and cfg.preset is None and not cfg.resume:
+        raise ValueError(f"{w}: give exactly one of model= (a checkpoint directory) and preset= "
+                         f"(one of {preset_names()}).")
     if cfg.preset is not None and cfg.preset not in preset_names():
         raise ValueError(f"{w}: preset={cfg.preset!r} is not a preset; choose from {preset_names()}.")
     if cfg.model is not None:
