@@ -136,7 +136,7 @@ def classify(images: Any, model: str | os.PathLike = DEFAULT_MODEL, top: int = 5
         net = dt.DinatForImageClassification.from_pretrained(path).eval()
 
         def forward(x: np.ndarray) -> np.ndarray:
-            with torch.inference_mode():
+            with torch.no_grad():  # not inference_mode: backends cache index tables reused by training
                 return net(torch.from_numpy(x)).logits.float().numpy()  # (b, num_labels)
 
     out = []
