@@ -196,3 +196,20 @@ def test_stratified_split():
     assert [labels[i] for i in val].count(0) == 2 and [labels[i] for i in val].count(1) == 1
     assert 14 in train  # a class with one image keeps it for training
     assert stratified_split(labels, 0.25, seed=3) == (train, val)
+
+
+def test_from_a_preset(tmp_path, one_torch_thread):
+    """A preset starts from random weights with ImageNet preprocessing; grayscale files become RGB."""
+    from dinat_ref import DinatConfig, DinatImageProcessor
+
+    data = digit_folder(tmp_path / "data", {"a": 1, "b": 2}, n=2)
+    result = finetune(FinetuneConfig(data=data, out=tmp_path / "out", preset="mini", image_size=32, epochs=1,
+                                     batch_size=4, val_split=0.0, progress=False))
+    assert result.val_accuracy is None and len(result.history) == 1
+    config = DinatConfig.from_pretrained(tmp_path / "out")
+    mini = DinatConfig.from_preset("mini")
+    assert (config.depths, config.embed_dim, config.dilations) == (
+        mini.depths, mini.embed_dim, mini.dilations)
+    assert config.id2label == {0: "a", 1: "b"}
+    processor = DinatImageProcessor.from_pretrained(tmp_path / "out")
+    assert processor.size == {"height": 32, "width": 32} and processor.image_mean == [0.485, 0.456, 0.406]

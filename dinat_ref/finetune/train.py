@@ -392,7 +392,8 @@ def _finetune(cfg: FinetuneConfig, classes: list[str], samples: list, world: int
                 torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
             optimizer.step()
             scheduler.step()
-            loss_sum += torch.stack([loss.detach().double() * len(y), torch.tensor(len(y), device=device)])
+            n = torch.tensor(len(y), dtype=torch.float64, device=device)
+            loss_sum += torch.stack([loss.detach().double() * n, n])
             bar.set_postfix(loss=f"{loss.item():.4f}", lr=f"{scheduler.get_last_lr()[0]:.2e}", refresh=False)
         if world > 1:
             dist.all_reduce(loss_sum)
