@@ -175,3 +175,19 @@ def test_bad_images(tmp_path):
         processor(np.zeros((8, 8, 3), np.uint8), return_tensors="tf")
     with pytest.raises(ValueError, match="different sizes"):
         DinatImageProcessor(do_resize=False)([np.zeros((8, 8, 3), np.uint8), np.zeros((9, 8, 3), np.uint8)])
+
+
+def test_works_without_torch(tmp_path):
+    """The processor needs NumPy and Pillow only: it runs with torch made unimportable."""
+    code = textwrap.dedent("""
+        import sys
+        sys.modules["torch"] = None  # any `import torch` now fails
+        import numpy as np
+        from dinat_ref import DinatImageProcessor
+        out = DinatImageProcessor.imagenet(size=16)(np.zeros((20, 20, 3), np.uint8))["pixel_values"]
+        assert out.shape == (1, 3, 16, 16), out.shape
+        print("ok")
+    """)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                          cwd=Path(__file__).resolve().parent.parent)
+    assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr[-2000:]
