@@ -9,5 +9,6 @@ verifier (:mod:`dinat_ref.testing`).
 __version__ = "0.1.0"
 
 from dinat_ref.config import PRESETS, DinatConfig, preset_names  # noqa: E402
+from dinat_ref.image_processor import DinatImageProcessor  # noqa: E402
 
-__all__ = ["__version__", "DinatConfig", "PRESETS", "preset_names"]
+__all__ = ["__version__", "DinatConfig", "DinatImageProcessor", "PRESETS", "preset_names"]

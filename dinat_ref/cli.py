@@ -18,6 +18,8 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "convert": ("dinat_ref.convert_cli", "convert a SHI-Labs DiNAT checkpoint to a Hugging Face directory"),
     "verify": ("dinat_ref.testing.cli", "check an NA kernel against the float64 reference, with a diagnosis"),
     "figures": ("dinat_ref.viz.figures", "regenerate every figure (PNG) in figures/ or --out DIR"),
+    "classify": ("dinat_ref.classify", "top-k labels of images with a model directory (default: digits)"),
+    "finetune": ("dinat_ref.finetune", "fine-tune a classifier on an image folder (one or many processes)"),
 }
 
 

@@ -62,7 +62,7 @@ def test_random_shift_translates_and_pads_with_background():
 
 def test_committed_checkpoint_is_small_safe_and_accurate(split):
     files = sorted(p.name for p in train_digits.ASSET_DIR.iterdir())
-    assert files == ["config.json", "model.safetensors"]  # no pickle
+    assert files == ["config.json", "model.safetensors", "preprocessor_config.json"]  # no pickle
     assert sum(p.stat().st_size for p in train_digits.ASSET_DIR.iterdir()) < 2_000_000
     model = train_digits.load_pretrained()
     assert model.config.dilations == train_digits.digits_model_config().dilations
