@@ -17,6 +17,7 @@ matplotlib = pytest.importorskip("matplotlib")
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.backend_bases import MouseEvent  # noqa: E402
+from matplotlib.collections import PathCollection  # noqa: E402
 from matplotlib.patches import Rectangle  # noqa: E402
 
 from dinat_ref.neighborhood import dense_mask  # noqa: E402
@@ -65,9 +66,18 @@ def _expected(shape, query, k, s, d, c):
     return {tuple(int(x) for x in np.unravel_index(j, shape)) for j in np.nonzero(row)[0]}, shape, query
 
 
+def _cells(ax):
+    """The (rows, cols, 3) colors of the drawn grid: a vector mesh (small grids) or an image."""
+    from matplotlib.collections import QuadMesh
+
+    meshes = [c for c in ax.collections if isinstance(c, QuadMesh)]
+    art = meshes[0] if meshes else ax.images[0]
+    return np.asarray(art.get_array())[..., :3]
+
+
 def _full_color_cells(ax, shape):
-    """Cells drawn in a full palette color (neighbors), read back from the image."""
-    img = np.asarray(ax.images[0].get_array())[..., :3]  # (H, W, 3)
+    """Cells drawn in a full palette color (neighbors), read back from the drawing."""
+    img = _cells(ax)  # (H, W, 3)
     palette = np.stack([group_color(g) for g in range(8)])
     full = (np.abs(img[:, :, None, :] - palette[None, None]).max(axis=-1) < 1e-6).any(axis=-1)  # (H, W)
     cells = {tuple(int(x) for x in rc) for rc in np.argwhere(full)}
@@ -119,11 +129,11 @@ def test_rpb_labels_follow_the_formula(shape, query, k, s, d, c):
 def test_mask_view_matches_dense_mask(shape, query, k, s, d, c):
     fig = plot_mask(shape, k, s, d, c, query=query)
     ax = fig.axes[0]
-    img = np.asarray(ax.images[0].get_array())[..., :3]
+    img = _cells(ax)
     drawn = ~np.all(img == 1.0, axis=-1)  # (N, N) non-white cells
     np.testing.assert_array_equal(drawn, dense_mask(shape, k, s, d, c))
     expected, _, _ = _expected(shape, query, k, s, d, c)
-    dots = ax.collections[0].get_offsets()
+    dots = [c for c in ax.collections if isinstance(c, PathCollection)][0].get_offsets()
     assert len(dots) == len(expected)  # one dot per neighbor in the query's row
 
 
@@ -154,7 +164,7 @@ def test_panel_one_axes_per_query(shape, queries):
 def test_rpb_table_marks_the_entries_read():
     fig = plot_rpb((9, 12), (0, 11), kernel_size=3, dilation=2)
     ax_tab = fig.axes[1]
-    img = np.asarray(ax_tab.images[0].get_array())[..., :3]
+    img = _cells(ax_tab)
     used = ~np.all(img == 1.0, axis=-1)  # (5, 5)
     # Corner (0, 11) with k=3, d=2: rows 0, 2, 4 (offsets 0..2 -> 2..4), cols 7, 9, 11 (-2..0 -> 0..2).
     want = np.zeros((5, 5), dtype=bool)
@@ -176,7 +186,7 @@ def test_receptive_field_figures():
     # The last row of each panel: 19 tokens for three NA layers, all 56 for NA-DiNA-NA.
     counts = []
     for ax in fig.axes:
-        last = np.asarray(ax.images[0].get_array())[-1]  # (56, 3)
+        last = _cells(ax)[-1]  # (56, 3)
         off = np.array(matplotlib.colors.to_rgb("#EEEEEE"))  # the "not in the field" color
         counts.append(int((np.abs(last - off).max(axis=-1) > 1e-6).sum()))
     assert counts == [19, 56]
