@@ -153,6 +153,26 @@ def rf_dinat_presets_table(out_dir: Path) -> Path:
     return save_figure(plot_preset_table(), out_dir, "rf_dinat_presets_table")
 
 
+# ----------------------------------------------------------------------------------------
+# A trained model's heads (the digits checkpoint; need torch and scikit-learn)
+# ----------------------------------------------------------------------------------------
+
+def attention_statistics(out_dir: Path) -> Path:
+    """Mean attention distance, entropy per head and a rollout of the digits checkpoint."""
+    from dinat_ref.viz.statistics import statistics_figure
+
+    return save_figure(statistics_figure(), out_dir, "attention_statistics")
+
+
+def rpb_values(out_dir: Path) -> Path:
+    """The learned RPB table of the digits checkpoint's dilated layer, what a corner query reads."""
+    from dinat_ref import train_digits
+    from dinat_ref.viz.rpb import plot_rpb_values
+
+    return save_figure(plot_rpb_values(train_digits.load_pretrained(), stage=0, layer=1, head=0), out_dir,
+                       "rpb_values")
+
+
 # name -> make(out_dir) -> path, or "module:function" (imported lazily). One entry per figure.
 FIGURES: dict[str, FigureMaker] = {
     "neighborhood_dina_corner": neighborhood_dina_corner,
@@ -169,6 +189,8 @@ FIGURES: dict[str, FigureMaker] = {
     "rf_dinat_presets_table": rf_dinat_presets_table,
     "attention_photo": "dinat_ref.viz.attention_maps:save_photo_attention",
     "attention_digits": "dinat_ref.viz.attention_maps:save_digits_attention",
+    "attention_statistics": "dinat_ref.viz.figures:attention_statistics",
+    "rpb_values": "dinat_ref.viz.figures:rpb_values",
     "verify_errors": "dinat_ref.viz.verify_errors:save_example",
 }
 
