@@ -443,7 +443,7 @@ def plot_attention_maps(
     """
     from matplotlib.colors import Normalize as ColorNorm
 
-    from dinat_ref.viz.style import PAGE_WIDTH, new_figure, resolve_cmap, style_context
+    from dinat_ref.viz.style import PAGE_WIDTH, fit_titles, new_figure, resolve_cmap, style_context
 
     if not layers:
         raise ValueError("plot_attention_maps: layers is empty; give at least one LayerAttention.")
@@ -468,6 +468,7 @@ def plot_attention_maps(
             _draw_attention_row(axes[row], image, gray, lay, head_ids, shared, cmap, alpha, overlay, row == 0)
         if title:
             fig.suptitle(title, fontsize="medium")
+    fit_titles(fig)
     return fig
 
 

@@ -49,6 +49,7 @@ from dinat_ref.viz.style import (
     FigureTarget,
     cell_points,
     draw_cells,
+    fit_titles,
     new_axes,
     new_figure,
     style_context,
@@ -291,6 +292,7 @@ def plot_neighborhood(
             shown = {int(groups[cfg.cell(cfg.query)])}  # a query only sees its own group
             _legend(ax.figure, int(groups.max()) + 1, shown, show_groups, show_window, cfg.stride,
                     show_rpb, len(cfg.shape))
+    fit_titles(ax.figure)
     return ax.get_figure(root=True)
 
 
@@ -385,6 +387,7 @@ def plot_neighborhood_panel(
         _legend(fig, int(groups.max()) + 1, shown, True, True, cfg.stride, show_rpb, len(cfg.shape))
         fig.suptitle(suptitle if suptitle is not None else
                      f"{_describe(*cfg.window)} on {'x'.join(map(str, cfg.shape))}", fontsize="medium")
+    fit_titles(fig)
     return fig
 
 
@@ -445,6 +448,7 @@ def plot_mask(
         ax.set_title(title if title is not None else
                      f"Q x K mask, {N} x {N}: {int(mask.sum())} of {N * N} pairs "
                      f"({mask.sum() / N / N:.0%})", fontsize="medium")
+    fit_titles(ax.figure)
     return ax.get_figure(root=True)
 
 
@@ -534,6 +538,7 @@ def plot_grid_and_mask(
         groups = np.ravel(dilation_groups(cfg.shape, cfg.dilation))
         _legend(fig, int(groups.max()) + 1, {int(groups[cfg.flat])}, True, True, cfg.stride, False,
                 len(cfg.shape))
+    fit_titles(fig)
     return fig
 
 
@@ -607,4 +612,5 @@ def plot_rpb(
         ax_tab.set_title(f"RPB table ({'x'.join(map(str, table))}): {len(cells)} entries read;\n"
                          f"outlined: offset 0 (the query itself)", fontsize="small")
         fig.suptitle(f"{_describe(*cfg.window)}: bias = rpb[(k-1) + (j-i)/d]", fontsize="medium")
+    fit_titles(fig)
     return fig

@@ -36,7 +36,16 @@ from dinat_ref.receptive_field import (
     stage_lengths,
 )
 from dinat_ref.viz.neighborhood import OKABE_ITO
-from dinat_ref.viz.style import PAGE_WIDTH, FigureTarget, draw_cells, new_figure, style_context
+from dinat_ref.viz.style import (
+    PAGE_WIDTH,
+    FigureTarget,
+    draw_cells,
+    figure_width,
+    fit_titles,
+    new_figure,
+    style_context,
+    wrap,
+)
 
 __all__ = ["DEFAULT_STACKS", "DEFAULT_STACKS_2D", "plot_rf_growth", "plot_rf_per_query", "plot_rf_2d",
            "plot_preset_rf", "plot_preset_table"]
@@ -150,6 +159,7 @@ def plot_rf_growth(
         axes[-1].set_xlabel(f"input token j of {length} (lit: can change the query's output)",
                             fontsize="small")
         fig.suptitle("Exact receptive field, layer by layer (tokens in the field)", fontsize="medium")
+    fit_titles(fig)
     return fig
 
 
@@ -216,6 +226,7 @@ def plot_rf_per_query(
                    fontsize="x-small", frameon=False)
         fig.suptitle(f"Receptive field of every query after the stack "
                      f"({_window_text(kernel_size, stride, is_causal)}, {length} tokens)", fontsize="medium")
+    fit_titles(fig)
     return fig
 
 
@@ -285,6 +296,7 @@ def plot_rf_2d(
                     ax.set_xlabel("column", fontsize="small")
         fig.suptitle(f"Exact 2-D receptive field of query {query} on {shape[0]}x{shape[1]}, "
                      f"{_window_text(kernel_size, stride, is_causal)} (black: the query)", fontsize="medium")
+    fit_titles(fig)
     return fig
 
 
@@ -333,6 +345,7 @@ def plot_preset_rf(
         fig.legend(handles, labels, loc="outside lower center", ncol=3, fontsize="x-small", frameon=False)
         fig.suptitle("Exact receptive field in each stage's tokens, per axis (2-D field = square)",
                      fontsize="medium")
+    fit_titles(fig)
     return fig
 
 
@@ -368,7 +381,8 @@ def plot_preset_table(
         image_size: input resolution (default: each preset's training resolution).
         fig: draw into this Figure, SubFigure or SubplotSpec (default: a new figure).
         figsize: size of the new figure (default: 7 in wide).
-        fontsize: base font size in points (default: 6.5, to fit 11 columns in 7 in).
+        fontsize: base font size in points (default 6.5; table cells get smaller type where
+            the longest entry of a column would not fit it).
 
     Returns:
         The figure (or subfigure) drawn on.
@@ -398,7 +412,11 @@ def plot_preset_table(
         table = ax.table(cellText=rows, colLabels=header, cellLoc="center", colWidths=widths,
                          bbox=(0.0, 0.0, 1.0, 1.0))  # exactly the axes: nothing spills over the title
         table.auto_set_font_size(False)
-        table.set_fontsize(plt.rcParams["font.size"])
+        # The font size, or smaller where a column's longest entry would not fit its width.
+        longest = [max(len(line) for r in [header, *rows] for line in r[c].split("\n"))
+                   for c in range(len(header))]
+        fits = min(w * figure_width(fig) * 72.0 / (0.62 * n) for w, n in zip(widths, longest, strict=True))
+        table.set_fontsize(min(plt.rcParams["font.size"], fits))
         for (r, _), cell in table.get_celld().items():
             cell.set_linewidth(0.3)
             if r == 0:
@@ -408,7 +426,8 @@ def plot_preset_table(
                 cell.set_facecolor("#F3F3F3")
         ax.set_title("Exact per-stage receptive field of each DiNAT preset, per axis, in the stage's tokens",
                      fontsize="medium")
-        fig.legend(handles=[Patch(color="white", label="2-D field = (per-axis count)^2; "
-                                  "'NA only' = same depth with every dilation 1")],
+        note = "2-D field = (per-axis count)^2; 'NA only' = same depth with every dilation 1"
+        fig.legend(handles=[Patch(color="white", label=wrap(note, 0.9 * figure_width(fig), "small"))],
                    loc="outside lower center", fontsize="small", frameon=False)
+    fit_titles(fig)
     return fig

@@ -26,7 +26,7 @@ from matplotlib.patches import Rectangle
 
 from dinat_ref.checks import Ints
 from dinat_ref.neighborhood import neighbor_indices, rpb_indices
-from dinat_ref.viz.style import COLUMN_WIDTH, draw_cells, new_axes, resolve_cmap, style_context
+from dinat_ref.viz.style import COLUMN_WIDTH, draw_cells, fit_titles, new_axes, resolve_cmap, style_context
 
 __all__ = ["rpb_table", "plot_rpb_values"]
 
@@ -161,4 +161,5 @@ def plot_rpb_values(
         name = "RPB" if model_dilation is None else f"stage {stage}, layer {layer} (d={d})"
         ax.set_title(f"{name}, head {head}\noutlined: read by query {query} of {shape[0]}x{shape[1]}",
                      fontsize="small")
+    fit_titles(ax.figure)
     return ax.get_figure(root=True)

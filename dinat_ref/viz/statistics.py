@@ -29,6 +29,7 @@ from dinat_ref.viz.style import (
     COLUMN_WIDTH,
     PAGE_WIDTH,
     FigureTarget,
+    fit_titles,
     new_axes,
     new_figure,
     resolve_cmap,
@@ -85,6 +86,7 @@ def plot_head_statistic(
         ax.set_ylim(bottom=0)
         ax.grid(alpha=0.3)
         ax.legend(fontsize="x-small", frameon=False, loc="best")
+    fit_titles(ax.figure)
     return ax.get_figure(root=True)
 
 
@@ -147,6 +149,7 @@ def plot_rollout(
         bar = ax.figure.colorbar(im, ax=ax, shrink=0.8)
         bar.ax.tick_params(labelsize="x-small")
         ax.set_title("attention rollout" if title is None else title, fontsize="small")
+    fit_titles(ax.figure)
     return ax.get_figure(root=True)
 
 
@@ -197,4 +200,5 @@ def statistics_figure(
                      title=f"rollout through stage {rollout_stage}\n(test image {digit_index})")
         fig.suptitle(f"Tiny DiNAT on digits: per-head statistics over {len(x_test[:images])} test images",
                      fontsize="medium")
+    fit_titles(fig)
     return fig

@@ -42,6 +42,9 @@ __all__ = [
     "resolve_cmap",
     "draw_cells",
     "cell_points",
+    "wrap",
+    "figure_width",
+    "fit_titles",
 ]
 
 PAGE_WIDTH = 7.0  # inches: a full text width (two-column papers, A4/letter with margins)
@@ -127,11 +130,51 @@ def draw_cells(ax: Axes, rgb: np.ndarray, edge: str = "white", max_edge: float =
                         aspect=aspect or "auto")
     else:
         width = min(max_edge, 0.1 * cell_points(ax, rows, cols))
+        width = width if width >= 0.15 else 0.0  # thinner than a printer's hairline: no borders
         art = ax.pcolormesh(x0 + np.arange(cols + 1), y0 + np.arange(rows + 1), rgb,
-                            edgecolors=edge if width >= 0.15 else "face", linewidth=width,
-                            snap=True)
+                            edgecolors=edge if width else "none", linewidths=width, snap=True)
         if aspect:
             ax.set_aspect(aspect)
     ax.set_xlim(x0, x0 + cols)
     ax.set_ylim(y0 + rows, y0)
     return art
+
+
+def wrap(text: str, width_in: float, size: str | float = "medium") -> str:
+    """``text`` broken into lines that fit ``width_in`` inches at font size ``size``.
+
+    A conservative estimate (an average glyph is about 0.6 em wide in DejaVu Sans), so a
+    title never runs past its panel or the figure; existing line breaks are kept.
+    """
+    import textwrap
+
+    from matplotlib.font_manager import FontProperties
+
+    points = FontProperties(size=size).get_size_in_points()
+    chars = max(8, int(width_in * 72.0 / (0.6 * points)))
+    return "\n".join(textwrap.fill(line, chars) for line in text.split("\n"))
+
+
+def figure_width(fig: Figure | SubFigure) -> float:
+    """Width in inches of a figure or of a subfigure's slot."""
+    if isinstance(fig, SubFigure):
+        root = fig.get_figure(root=True)
+        return float(root.get_figwidth() * fig.bbox_relative.width)
+    return float(fig.get_figwidth())
+
+
+def fit_titles(fig: Figure | SubFigure) -> None:
+    """Wrap every title of ``fig`` (suptitles, axes titles) to the width it has.
+
+    Called at the end of each plotting function, so titles never run past a narrow
+    panel or a column-wide figure.
+    """
+    for f in [fig, *fig.subfigs]:
+        if getattr(f, "_suptitle", None) is not None:
+            t = f._suptitle
+            t.set_text(wrap(t.get_text(), 0.95 * figure_width(f), t.get_fontsize()))
+    for ax in fig.get_axes():
+        width = ax.get_position(original=True).width * figure_width(ax.figure)
+        for t in (ax.title, ax._left_title, ax._right_title):
+            if t.get_text():
+                t.set_text(wrap(t.get_text(), 1.1 * width, t.get_fontsize()))
