@@ -44,6 +44,9 @@ def save_figure(fig: Any, out_dir: str | Path, name: str) -> Path:
         with os.fdopen(fd, "wb") as f:
             fig.savefig(f, format="png", dpi=DPI, bbox_inches="tight", pad_inches=0.04,
                         metadata={"Software": None})
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp made it private; a figure is an ordinary file
         os.replace(tmp, out)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -145,6 +145,11 @@ def _plural(n: int, word: str) -> str:
     return f"{n} {word}" + ("" if n == 1 else "s")
 
 
+def _grid_text(shape: tuple[int, ...]) -> str:
+    """'17 tokens' for a 1-D axis, '9x12' for a grid."""
+    return f"{shape[0]} tokens" if len(shape) == 1 else "x".join(map(str, shape))
+
+
 def _query_text(query: tuple[int, ...]) -> str:
     return str(query[0]) if len(query) == 1 else str(query)
 
@@ -285,7 +290,7 @@ def plot_neighborhood(
         _draw_query(ax, cfg, rgb, size, show_rpb)
         _label_axes(ax, cfg)
         ax.set_title(title if title is not None else
-                     f"{_describe(*cfg.window)} on {'x'.join(map(str, cfg.shape))}\n"
+                     f"{_describe(*cfg.window)} on {_grid_text(cfg.shape)}\n"
                      f"query {_query_text(cfg.query)}: {_plural(len(nb_rgb), 'neighbor')}",
                      fontsize="medium")
         if legend:
@@ -367,26 +372,32 @@ def plot_neighborhood_panel(
                for q in queries]
     rows, cols = cfg.rows_cols
     if ncols is None:
-        ncols = 1 if len(cfg.shape) == 1 else min(len(queries), 4 if cols <= 2 * rows else 2)
+        if len(cfg.shape) == 1:  # strips: two side by side while cells stay wide enough to read
+            ncols = 2 if cols <= 24 and len(queries) > 2 else 1
+        else:
+            ncols = min(len(queries), 4 if cols <= 2 * rows else 2)
     nrows = -(-len(queries) // ncols)
     with style_context(fontsize):
-        panel_w = PAGE_WIDTH / ncols
-        row_h = panel_w * rows / cols + (0.75 if len(cfg.shape) == 2 else 0.55)
-        fig = new_figure(fig, figsize, (PAGE_WIDTH, min(9.0, nrows * row_h + 0.9)), "plot_neighborhood_panel")
+        panel_w = PAGE_WIDTH / ncols - 0.35  # less the row labels
+        row_h = panel_w * rows / cols + (0.85 if len(cfg.shape) == 2 else 0.55)
+        fig = new_figure(fig, figsize, (PAGE_WIDTH, min(9.0, nrows * row_h + 0.7)), "plot_neighborhood_panel")
         axes = fig.subplots(nrows, ncols, squeeze=False)
-        for ax, q in zip(axes.flat, queries, strict=False):  # spare axes are hidden below
+        for i, (ax, q) in enumerate(zip(axes.flat, queries, strict=False)):  # spare axes are hidden below
             plot_neighborhood(cfg.shape, q, *cfg.window, ax=ax, show_rpb=show_rpb, legend=False)
             n = len(neighbors_of(q, cfg.shape, *cfg.window))
-            ax.set_title(f"query {_query_text(q)}: {_plural(n, 'neighbor')}", fontsize="small")
+            sep = ": " if len(cfg.shape) == 1 else "\n"
+            ax.set_title(f"query {_query_text(q)}{sep}{_plural(n, 'neighbor')}", fontsize="small")
             if len(cfg.shape) == 1 and ax not in axes[-1]:
                 ax.set_xlabel("")
+            if i % ncols:  # one row label per row of panels
+                ax.set_ylabel("")
         for ax in list(axes.flat)[len(queries):]:
             ax.set_visible(False)
         groups = np.ravel(dilation_groups(cfg.shape, cfg.dilation))
         shown = {int(groups[np.ravel_multi_index(q, cfg.shape)]) for q in queries}
         _legend(fig, int(groups.max()) + 1, shown, True, True, cfg.stride, show_rpb, len(cfg.shape))
         fig.suptitle(suptitle if suptitle is not None else
-                     f"{_describe(*cfg.window)} on {'x'.join(map(str, cfg.shape))}", fontsize="medium")
+                     f"{_describe(*cfg.window)} on {_grid_text(cfg.shape)}", fontsize="medium")
     fit_titles(fig)
     return fig
 
@@ -521,7 +532,7 @@ def plot_grid_and_mask(
                                   fontsize="small")
 
         draw(cfg.query)
-        fig.suptitle(f"{_describe(*cfg.window)} on {'x'.join(map(str, cfg.shape))}: "
+        fig.suptitle(f"{_describe(*cfg.window)} on {_grid_text(cfg.shape)}: "
                      "grid view and flattened mask", fontsize="medium")
 
         def on_click(event) -> None:  # the link: a click on the grid moves the query everywhere

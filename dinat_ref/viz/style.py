@@ -116,13 +116,13 @@ def cell_points(ax: Axes, rows: int, cols: int) -> float:
     return float(min(w, h) * 72.0 / fig.dpi)
 
 
-def draw_cells(ax: Axes, rgb: np.ndarray, edge: str = "white", max_edge: float = 1.0, x0: float = -0.5,
+def draw_cells(ax: Axes, rgb: np.ndarray, edge: str = "white", max_edge: float = 0.6, x0: float = -0.5,
                y0: float = -0.5, aspect: str | None = "equal") -> Any:
     """Draw ``rgb`` (rows, cols, 3) as cells of side 1 with the top-left corner at ``(x0, y0)``.
 
-    Small grids become one ``pcolormesh`` (vector quads with thin ``edge`` borders, the
-    border never thicker than a tenth of a cell, so small figures stay readable); grids
-    over :data:`VECTOR_CELLS` cells become an image without borders.
+    Small grids become one ``pcolormesh``: vector quads with thin ``edge`` borders, never
+    thicker than ``max_edge`` points nor a tenth of a cell, so small figures stay readable.
+    Grids over :data:`VECTOR_CELLS` cells become an image without borders.
     """
     rows, cols = rgb.shape[:2]
     if rows * cols > VECTOR_CELLS:
