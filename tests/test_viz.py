@@ -242,3 +242,52 @@ def test_a_figure_whose_optional_dependency_is_missing_is_skipped_not_fatal(tmp_
     out = capsys.readouterr().out
     assert [p.name for p in paths] == ["rpb_corner.png"]
     assert "skipped attention_digits" in out and "sklearn" in out
+
+
+def test_labels_say_what_is_drawn():
+    # A dilated causal window is causal DiNA, not "causal NA".
+    fig = plot_neighborhood_panel(15, [0, 14], kernel_size=3, dilation=2, is_causal=True)
+    assert fig._suptitle.get_text().startswith("causal DiNA, k=3, d=2")
+    # The legend names only the dilation groups whose neighbors are drawn.
+    fig = plot_neighborhood((9, 12), (0, 11), kernel_size=3, dilation=2)
+    groups = [t.get_text() for t in fig.legends[0].get_texts() if "group" in t.get_text()]
+    assert groups == ["neighbor (group 1)"]  # (0, 11): row group 0, column group 1 -> group 1 of 4
+    # The paper's stack is NA-DiNA-NA, and it says so.
+    titles = [ax.get_title(loc="left") for ax in plot_rf_growth().axes]
+    assert titles[1].startswith("NA-DiNA-NA [1, 8, 1]")
+
+
+def test_receptive_field_plots_show_padding_causal_and_stride():
+    # 28 tokens, k=7, d=8: k*d = 56 > 28, so DiNAT pads the axis for that layer.
+    fig = plot_rf_growth(28, 7, {"x": (1, 8)})
+    rows = [t.get_text() for t in fig.axes[0].get_yticklabels()]
+    assert rows == ["query", "layer 0 (d=1)", "layer 1 (d=8, padded to 56)"]
+    # Causal, k=3, two layers: query 10 sees 10-2-2 .. 10, five tokens (worked out by hand).
+    fig = plot_rf_growth(20, 3, {"causal": (1, 1)}, query=10, is_causal=True)
+    last = _cells(fig.axes[0])[-1]  # (20, 3)
+    lit = np.nonzero(np.abs(last - np.array(matplotlib.colors.to_rgb("#EEEEEE"))).max(-1) > 1e-6)[0]
+    assert list(lit) == [6, 7, 8, 9, 10]
+    assert "causal" in fig.axes[0].get_title(loc="left")
+    # Stride 2, k=3: queries 2i and 2i+1 share the window of leader 2i+1 (as the rule says).
+    fig = plot_rf_growth(12, 3, {"strided": (1,)}, query=4, stride=2)
+    lit = np.nonzero(np.abs(_cells(fig.axes[0])[-1] - np.array(matplotlib.colors.to_rgb("#EEEEEE"))).max(-1)
+                     > 1e-6)[0]
+    assert list(lit) == [4, 5, 6]
+    fig = plot_rf_2d((14, 14), 3, {"DiNA": (1, 8)})
+    assert "padded to 24" in fig.axes[1].get_title()
+
+
+def test_a_failed_save_leaves_the_previous_file(tmp_path):
+    figures_mod.save_figure(plot_mask(5, 3), tmp_path, "m")
+    before = (tmp_path / "m.png").read_bytes()
+    fig = plot_mask(6, 3)
+
+    def broken(f, **kw):
+        f.write(b"\x89PNG half a file")
+        raise OSError("disk full")
+
+    fig.savefig = broken
+    with pytest.raises(OSError, match="disk full"):
+        figures_mod.save_figure(fig, tmp_path, "m")
+    assert (tmp_path / "m.png").read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["m.png"]  # no temporary file left behind
