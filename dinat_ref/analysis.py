@@ -44,6 +44,8 @@ __all__ = [
     "mean_attention_entropy",
     "attention_rollout",
     "LayerStatistics",
+    "check_pixel_values",
+    "model_attentions",
     "model_attention_statistics",
     "model_attention_rollout",
 ]
@@ -336,20 +338,42 @@ def _real_grid(image_shape: Sequence[int], stage: int) -> tuple[int, int]:
     return down(int(image_shape[0]), stage + 2), down(int(image_shape[1]), stage + 2)
 
 
-def _run_model(model: Any, pixel_values: Any, where: str, one_image: bool = False) -> list[Any]:
-    """The model's attention maps (one per layer) for ``pixel_values``, in eval mode, no grad."""
+def check_pixel_values(pixel_values: Any, where: str, one_image: bool = False) -> None:
+    """A float torch tensor (B, C, H, W) (B = 1 with ``one_image``), else an error saying what to pass."""
     import torch
 
     if not isinstance(pixel_values, torch.Tensor):
-        raise TypeError(f"{where}: pixel_values is a {type(pixel_values).__name__}; pass a float torch "
-                        f"tensor (B, C, H, W), e.g. torch.from_numpy(x) or the image processor's "
-                        f"return_tensors='pt' output.")
+        raise TypeError(f"{where}: pixel_values is a {type(pixel_values).__name__}; the model is a torch "
+                        f"model: pass a float tensor (B, C, H, W), e.g. torch.from_numpy(x), or "
+                        f"dinat_ref.viz.attention_maps.image_to_pixels(image, processor) for a picture.")
     if pixel_values.ndim != 4:
         raise ValueError(f"{where}: pixel_values has shape {tuple(pixel_values.shape)}; expected "
-                         f"(B, C, H, W).")
+                         f"(B, C, H, W) with the batch axis.")
     if one_image and pixel_values.shape[0] != 1:
-        raise ValueError(f"{where}: pixel_values holds {pixel_values.shape[0]} images; give one, "
-                         f"(1, C, H, W).")
+        raise ValueError(f"{where}: pixel_values holds {pixel_values.shape[0]} images; this draws one image: "
+                         f"pass pixel_values[i : i + 1].")
+
+
+def model_attentions(model: Any, pixel_values: Any, where: str = "model_attentions",
+                     one_image: bool = False) -> list[Any]:
+    """Run ``model`` once in eval mode without gradients; its attention maps, one per layer.
+
+    Args:
+        model: a DiNAT model whose forward takes ``output_attentions=True``.
+        pixel_values: (B, C, H, W) float torch tensor.
+        where: the caller's name, for error messages.
+        one_image: refuse a batch of more than one image.
+
+    Returns:
+        One (B, h, w, heads, k*k) tensor per layer, all stages in order.
+
+    Raises:
+        TypeError: ``pixel_values`` is not a torch tensor.
+        ValueError: a wrong shape, or a model that returns a map per layer of another count.
+    """
+    import torch
+
+    check_pixel_values(pixel_values, where, one_image)
     was_training = model.training
     model.eval()
     try:
@@ -380,7 +404,7 @@ def model_attention_statistics(model: Any, pixel_values: Any) -> list[LayerStati
     Returns:
         One :class:`LayerStatistics` per layer, in model order.
     """
-    attentions = _run_model(model, pixel_values, "model_attention_statistics")
+    attentions = model_attentions(model, pixel_values, "model_attention_statistics")
     cfg = model.config
     k = int(cfg.kernel_size)
     out, flat = [], 0
@@ -420,7 +444,7 @@ def model_attention_rollout(model: Any, pixel_values: Any, stage: int, query_cel
     depths = list(model.config.depths)
     if not 0 <= int(stage) < len(depths):
         raise ValueError(f"{where}: stage={stage}; the model has stages 0..{len(depths) - 1}.")
-    attentions = _run_model(model, pixel_values, where, one_image=True)
+    attentions = model_attentions(model, pixel_values, where, one_image=True)
     first = sum(depths[:stage])
     layers = [a.detach().double().cpu().numpy() for a in attentions[first:first + depths[stage]]]
     dils = [int(d) for d in model.config.dilations[stage]]

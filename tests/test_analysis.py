@@ -157,9 +157,9 @@ def test_model_statistics_match_the_scattered_maps():
         rr, cc = np.mgrid[:h, :w]
         dist = np.hypot(rr - lay.query_cell[0], cc - lay.query_cell[1]) * lay.cell_px  # (h, w)
         by_grid = (lay.maps * dist).sum(axis=(1, 2))  # (heads,)
-        from dinat_ref.analysis import _run_model
+        from dinat_ref.analysis import model_attentions
 
-        attn = _run_model(model, x_test[:1], "t")[[(0, 0), (0, 1), (1, 0), (1, 1)].index(
+        attn = model_attentions(model, x_test[:1])[[(0, 0), (0, 1), (1, 0), (1, 1)].index(
             (lay.stage, lay.layer))].double().numpy()
         per_query = attention_distance(attn, lay.kernel_size, lay.dilation, cell_size=lay.cell_px)
         np.testing.assert_allclose(per_query[0, lay.query_cell[0], lay.query_cell[1]], by_grid, rtol=1e-6)

@@ -47,6 +47,7 @@ from typing import Any
 
 import numpy as np
 
+from dinat_ref.analysis import check_pixel_values, model_attentions
 from dinat_ref.checks import as_tuple
 from dinat_ref.neighborhood import neighbor_indices
 
@@ -272,22 +273,6 @@ class LayerAttention:
     maps: np.ndarray
 
 
-def _check_pixel_values(pixel_values: Any, where: str) -> None:
-    """A torch tensor (1, C, H, W): a clear error for NumPy arrays, wrong shapes and batches."""
-    import torch
-
-    if not isinstance(pixel_values, torch.Tensor):
-        raise TypeError(f"{where}: pixel_values is a {type(pixel_values).__name__}; the model is a torch "
-                        f"model: pass a float tensor (1, C, H, W), e.g. torch.from_numpy(x), or "
-                        f"image_to_pixels(image, processor) for a picture.")
-    if pixel_values.ndim != 4:
-        raise ValueError(f"{where}: pixel_values has shape {tuple(pixel_values.shape)}; expected "
-                         f"(1, C, H, W), one image with its batch axis.")
-    if pixel_values.shape[0] != 1:
-        raise ValueError(f"{where}: pixel_values holds {pixel_values.shape[0]} images; the maps are drawn "
-                         f"for one image: pass pixel_values[i : i + 1].")
-
-
 def model_attention(
     model: Any,
     pixel_values: Any,
@@ -314,25 +299,14 @@ def model_attention(
         TypeError: ``pixel_values`` is not a torch tensor.
         ValueError: more than one image, a query off the image, a layer the model lacks.
     """
-    import torch
 
-    _check_pixel_values(pixel_values, "model_attention")
+    check_pixel_values(pixel_values, "model_attention", one_image=True)
     cfg = model.config
     depths, dilations, k = list(cfg.depths), [list(d) for d in cfg.dilations], int(cfg.kernel_size)
     image_shape = tuple(pixel_values.shape[-2:])
     chosen = _choose_layers(depths, dilations, layers)
     pixel_to_cell(query_pixel, image_shape, 1)  # on the image? (checked before any work)
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            out = model(pixel_values, output_attentions=True)
-    finally:
-        model.train(was_training)
-    attentions = list(out.attentions)
-    if len(attentions) != sum(depths):
-        raise ValueError(f"model_attention: the model returned {len(attentions)} attention maps "
-                         f"but config.depths={depths} has {sum(depths)} layers.")
+    attentions = model_attentions(model, pixel_values, "model_attention", one_image=True)
     result = []
     flat = 0
     for stage, depth in enumerate(depths):

@@ -257,10 +257,8 @@ def plot_neighborhood(
     Args:
         shape: grid shape, ``L`` or ``(H, W)``.
         query: the query cell (default: the top-right corner).
-        kernel_size: the window size, one value or one per axis.
-        stride: queries per shared window, per axis.
-        dilation: spacing of the keys, per axis.
-        is_causal: per axis, keys only up to the query.
+        kernel_size, stride, dilation, is_causal: the window, one value or one per axis, as in
+            :func:`dinat_ref.neighborhood.neighbor_indices`.
         ax: draw here (default: a new one-column figure).
         show_groups: tint every cell by its dilation group (else neighbors are blue on white).
         show_window: dashed outline from the first to the last neighbor on each axis.
@@ -346,16 +344,13 @@ def plot_neighborhood_panel(
         shape: grid shape, ``L`` or ``(H, W)``.
         queries: the query cells; default: a corner, an edge, the middle and the opposite
             corner, the places where the inward shift shows (or changes nothing).
-        kernel_size: the window size, one value or one per axis.
-        stride: queries per shared window, per axis.
-        dilation: spacing of the keys, per axis.
-        is_causal: per axis, keys only up to the query.
+        kernel_size, stride, dilation, is_causal: the window, one value or one per axis, as in
+            :func:`dinat_ref.neighborhood.neighbor_indices`.
         ncols: panels per row (default: 1 for 1-D grids, else as many as fit).
         show_rpb: write each neighbor's RPB index in its cell.
         suptitle: default: the configuration.
-        fig: draw into this Figure, SubFigure or SubplotSpec (default: a new figure).
-        figsize: size of the new figure (default: 7 in wide).
-        fontsize: base font size in points (default ``rcParams["font.size"]``).
+        fig, figsize, fontsize: where to draw (a Figure, SubFigure or SubplotSpec; default a new
+            figure, 7 in wide), its size, the base font size (see :mod:`dinat_ref.viz.style`).
 
     Returns:
         The figure (or subfigure) drawn on.
@@ -423,10 +418,8 @@ def plot_mask(
 
     Args:
         shape: grid shape, ``L`` or ``(H, W)``.
-        kernel_size: the window size, one value or one per axis.
-        stride: queries per shared window, per axis.
-        dilation: spacing of the keys, per axis.
-        is_causal: per axis, keys only up to the query.
+        kernel_size, stride, dilation, is_causal: the window, one value or one per axis, as in
+            :func:`dinat_ref.neighborhood.neighbor_indices`.
         query: if given, its row is shaded and its keys dotted.
         ax: draw here (default: a new one-column figure).
         title: default: the mask's size and density.
@@ -495,15 +488,12 @@ def plot_grid_and_mask(
     Args:
         shape: grid shape, ``L`` or ``(H, W)``.
         query: the query cell (default: the top-right corner).
-        kernel_size: the window size, one value or one per axis.
-        stride: queries per shared window, per axis.
-        dilation: spacing of the keys, per axis.
-        is_causal: per axis, keys only up to the query.
+        kernel_size, stride, dilation, is_causal: the window, one value or one per axis, as in
+            :func:`dinat_ref.neighborhood.neighbor_indices`.
         interactive: with an interactive backend, clicking a grid cell moves the query in
             both views.
-        fig: draw into this Figure, SubFigure or SubplotSpec (default: a new figure).
-        figsize: size of the new figure (default: 7 in wide).
-        fontsize: base font size in points (default ``rcParams["font.size"]``).
+        fig, figsize, fontsize: where to draw (a Figure, SubFigure or SubplotSpec; default a new
+            figure, 7 in wide), its size, the base font size (see :mod:`dinat_ref.viz.style`).
 
     Returns:
         The figure (or subfigure) drawn on.
@@ -576,13 +566,10 @@ def plot_rpb(
     Args:
         shape: grid shape, ``L`` or ``(H, W)``.
         query: the query cell (default: the top-right corner).
-        kernel_size: the window size, one value or one per axis.
-        stride: queries per shared window, per axis.
-        dilation: spacing of the keys, per axis.
-        is_causal: per axis, keys only up to the query.
-        fig: draw into this Figure, SubFigure or SubplotSpec (default: a new figure).
-        figsize: size of the new figure (default: 7 in wide).
-        fontsize: base font size in points (default ``rcParams["font.size"]``).
+        kernel_size, stride, dilation, is_causal: the window, one value or one per axis, as in
+            :func:`dinat_ref.neighborhood.neighbor_indices`.
+        fig, figsize, fontsize: where to draw (a Figure, SubFigure or SubplotSpec; default a new
+            figure, 7 in wide), its size, the base font size (see :mod:`dinat_ref.viz.style`).
 
     Returns:
         The figure (or subfigure) drawn on.

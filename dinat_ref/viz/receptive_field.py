@@ -115,11 +115,9 @@ def plot_rf_growth(
         kernel_size: k (default 7).
         stacks: name -> per-layer dilations (default: three NA layers vs NA-DiNA-NA [1, 8, 1]).
         query: the query token (default: the middle).
-        stride: every layer's stride.
-        is_causal: every layer causal.
-        fig: draw into this Figure, SubFigure or SubplotSpec (default: a new figure).
-        figsize: size of the new figure (default: 7 in wide).
-        fontsize: base font size in points (default ``rcParams["font.size"]``).
+        stride, is_causal: every layer's stride and causality.
+        fig, figsize, fontsize: where to draw (a Figure, SubFigure or SubplotSpec; default a new
+            figure, 7 in wide), its size, the base font size (see :mod:`dinat_ref.viz.style`).
 
     Returns:
         The figure (or subfigure) drawn on.
@@ -184,11 +182,9 @@ def plot_rf_per_query(
         length: tokens on the axis.
         kernel_size: k.
         stacks: name -> per-layer dilations (default: three NA layers vs NA-DiNA-NA [1, 8, 1]).
-        stride: every layer's stride.
-        is_causal: every layer causal.
-        fig: draw into this Figure, SubFigure or SubplotSpec (default: a new figure).
-        figsize: size of the new figure (default: 7 in wide).
-        fontsize: base font size in points (default ``rcParams["font.size"]``).
+        stride, is_causal: every layer's stride and causality.
+        fig, figsize, fontsize: where to draw (a Figure, SubFigure or SubplotSpec; default a new
+            figure, 7 in wide), its size, the base font size (see :mod:`dinat_ref.viz.style`).
 
     Returns:
         The figure (or subfigure) drawn on.
@@ -256,9 +252,8 @@ def plot_rf_2d(
         query: the query cell (default: the middle).
         stride: every layer's stride, both axes.
         is_causal: every layer causal on both axes.
-        fig: draw into this Figure, SubFigure or SubplotSpec (default: a new figure).
-        figsize: size of the new figure (default: 7 in wide).
-        fontsize: base font size in points (default ``rcParams["font.size"]``).
+        fig, figsize, fontsize: where to draw (a Figure, SubFigure or SubplotSpec; default a new
+            figure, 7 in wide), its size, the base font size (see :mod:`dinat_ref.viz.style`).
 
     Returns:
         The figure (or subfigure) drawn on.
@@ -318,9 +313,8 @@ def plot_preset_rf(
     Args:
         presets: names from :data:`dinat_ref.config.PRESETS`.
         image_size: input resolution (default: each preset's training resolution).
-        fig: draw into this Figure, SubFigure or SubplotSpec (default: a new figure).
-        figsize: size of the new figure (default: 7 in wide).
-        fontsize: base font size in points (default ``rcParams["font.size"]``).
+        fig, figsize, fontsize: where to draw (a Figure, SubFigure or SubplotSpec; default a new
+            figure, 7 in wide), its size, the base font size (see :mod:`dinat_ref.viz.style`).
 
     Returns:
         The figure (or subfigure) drawn on.
