@@ -249,5 +249,9 @@ def test_one_image_helper_feeds_both_paths():
     rgb = np.random.default_rng(0).random((8, 8, 3))
     by_hand = (rgb - np.array([0.485, 0.456, 0.406])) / np.array([0.229, 0.224, 0.225])  # ImageNet
     np.testing.assert_allclose(image_to_pixels(rgb).numpy()[0], by_hand.transpose(2, 0, 1), rtol=1e-5)
+    from dinat_ref.viz.attention_maps import photo_processor
+
+    hub = image_to_pixels(rgb, photo_processor(8)).numpy()[0]  # the hub checkpoints' recipe, no resize at 8
+    np.testing.assert_allclose(hub, by_hand.transpose(2, 0, 1), rtol=1e-5)
     with pytest.raises(ValueError, match="channel"):
         image_to_pixels(rgb, Normalize((0.5,), (0.5,)))

@@ -27,9 +27,8 @@ Figures made here:
 
 Both figures go through one image helper, :func:`image_to_pixels`: the image as drawn
 (``(H, W)`` or ``(H, W, 3)`` in [0, 1]) becomes the model's ``pixel_values`` through the
-model's own image processor (any callable ``processor(images, return_tensors="pt")``
-returning ``{"pixel_values": (B, C, H, W)}``, such as
-:class:`dinat_ref.image_processor.DinatImageProcessor`).
+model's own image processor, :class:`dinat_ref.image_processor.DinatImageProcessor` (or any
+callable ``processor(images, return_tensors="pt")`` returning ``{"pixel_values": (B, C, H, W)}``).
 
 Stages, layers and heads are numbered from 0, in the API and in every label, as in the
 state-dict names (``encoder.levels.{stage}.layers.{layer}``).
@@ -221,12 +220,16 @@ def _check_image(image: Any, where: str) -> np.ndarray:
 def image_to_pixels(image: np.ndarray, processor: Any = None) -> Any:
     """The model's ``pixel_values`` (1, C, H, W) for one image, through the model's image processor.
 
+    The photo and the digits figures both come through here, each with its model's processor
+    (:func:`photo_processor`, :func:`digits_processor`), so what is drawn is what the model saw.
+
     Args:
         image: (H, W) grayscale or (H, W, 3) RGB, floats in [0, 1]: the picture as drawn.
         processor: the model's image processor, any callable
             ``processor(images, return_tensors="pt")["pixel_values"]``, e.g.
-            :class:`dinat_ref.image_processor.DinatImageProcessor` (give it ``do_rescale=False``
-            for [0, 1] floats). Default: :class:`Normalize` with ImageNet statistics.
+            :class:`dinat_ref.image_processor.DinatImageProcessor` (with ``do_rescale=False``
+            for [0, 1] floats). Default: :class:`Normalize`, plain ImageNet normalisation
+            without a resize.
 
     Returns:
         (1, C, H, W) float torch tensor.
@@ -507,17 +510,15 @@ PHOTO_QUERY = (80, 132)  # (row, col) on the 224x224 photo: the subject's left e
 
 
 def photo_processor(size: int = 224) -> Any:
-    """The image processor of the hub's ImageNet DiNAT checkpoints, for [0, 1] float images.
+    """The hub's ImageNet DiNAT preprocessing for ``size x size`` float images in [0, 1].
 
-    :class:`dinat_ref.image_processor.DinatImageProcessor` with ImageNet statistics when that
-    module is present, else :class:`Normalize` with the same statistics.
+    :meth:`dinat_ref.image_processor.DinatImageProcessor.imagenet` (bicubic resize,
+    ImageNet mean and std) with ``do_rescale=False``: the photo is already in [0, 1].
     """
-    try:
-        from dinat_ref.image_processor import DinatImageProcessor
-    except ImportError:
-        return Normalize()
+    from dinat_ref.image_processor import DinatImageProcessor
+
     processor = DinatImageProcessor.imagenet(size)
-    processor.do_rescale = False  # the photo is already floats in [0, 1]
+    processor.do_rescale = False
     return processor
 
 
@@ -571,10 +572,16 @@ DIGIT_QUERY = (21, 21)  # (row, col) on the 48x48 digit: inside the zero's hole
 
 
 def digits_processor() -> Any:
-    """The digits checkpoint's image processor for [0, 1] float images: standardize, no resize."""
-    from dinat_ref.train_digits import PIXEL_MEAN, PIXEL_STD
+    """The digits checkpoint's preprocessing for its 48x48 float images in [0, 1]: standardize.
 
-    return Normalize((PIXEL_MEAN,), (PIXEL_STD,))
+    A :class:`dinat_ref.image_processor.DinatImageProcessor` with the training set's mean and
+    std (:data:`dinat_ref.train_digits.PIXEL_MEAN`, ``PIXEL_STD``), one channel, no rescale.
+    """
+    from dinat_ref.image_processor import DinatImageProcessor
+    from dinat_ref.train_digits import IMAGE_SIZE, PIXEL_MEAN, PIXEL_STD
+
+    return DinatImageProcessor(size=IMAGE_SIZE, resample=2, do_rescale=False, image_mean=[PIXEL_MEAN],
+                               image_std=[PIXEL_STD])
 
 
 def digits_attention_figure(model: Any = None, digit_index: int = DIGIT_INDEX,
