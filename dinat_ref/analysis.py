@@ -107,7 +107,7 @@ def attention_distance(
     """Attention-weighted distance from every query to its keys: ``sum_t p_t * ||x_key - x_query||``.
 
     Args:
-        attn: (B, *spatial, heads, K) attention probabilities in neighborhood layout.
+        attn: ``(B, *spatial, heads, K)`` attention probabilities in neighborhood layout.
         kernel_size: the layer's window size, one value or one per axis.
         dilation: the layer's dilation.
         stride: the layer's stride.
@@ -115,7 +115,7 @@ def attention_distance(
         cell_size: length of one grid cell (e.g. input pixels per token, ``4 * 2**stage``).
 
     Returns:
-        (B, *spatial, heads) distances, in grid cells times ``cell_size``; same kind as ``attn``.
+        ``(B, *spatial, heads)`` distances, in grid cells times ``cell_size``; same kind as ``attn``.
 
     Raises:
         TypeError: ``attn`` is neither a NumPy array nor a torch tensor.
@@ -135,7 +135,7 @@ def mean_attention_distance(attn: Any, kernel_size: Ints, dilation: Ints = 1, st
     """:func:`attention_distance` averaged over images and queries: ``(heads,)``.
 
     Args:
-        attn: (B, *spatial, heads, K) attention probabilities in neighborhood layout.
+        attn: ``(B, *spatial, heads, K)`` attention probabilities in neighborhood layout.
         kernel_size: the layer's window size.
         dilation: the layer's dilation.
         stride: the layer's stride.
@@ -154,7 +154,7 @@ def attention_entropy(attn: Any, kernel_size: Ints, dilation: Ints = 1, stride: 
     """Entropy of every query's attention over its neighbors, ``-sum_t p_t log p_t`` (nats).
 
     Args:
-        attn: (B, *spatial, heads, K) attention probabilities in neighborhood layout.
+        attn: ``(B, *spatial, heads, K)`` attention probabilities in neighborhood layout.
         kernel_size: the layer's window size.
         dilation: the layer's dilation.
         stride: the layer's stride.
@@ -163,7 +163,7 @@ def attention_entropy(attn: Any, kernel_size: Ints, dilation: Ints = 1, stride: 
             attention, 0 one-hot (a query with a single key gets 0).
 
     Returns:
-        (B, *spatial, heads) entropies; same kind as ``attn``.
+        ``(B, *spatial, heads)`` entropies; same kind as ``attn``.
     """
     where = "attention_entropy"
     attn, spatial, ks = _check_attn(attn, kernel_size, where)
@@ -188,7 +188,7 @@ def mean_attention_entropy(attn: Any, kernel_size: Ints, dilation: Ints = 1, str
     """:func:`attention_entropy` averaged over images and queries: ``(heads,)``.
 
     Args:
-        attn: (B, *spatial, heads, K) attention probabilities in neighborhood layout.
+        attn: ``(B, *spatial, heads, K)`` attention probabilities in neighborhood layout.
         kernel_size: the layer's window size.
         dilation: the layer's dilation.
         stride: the layer's stride.
@@ -219,7 +219,7 @@ def attention_rollout(
     tokens, 79 MB in float64), so use it on one stage at a time.
 
     Args:
-        attentions: the layers' attention, first layer first, each (B, *spatial, heads, K)
+        attentions: the layers' attention, first layer first, each ``(B, *spatial, heads, K)``
             on the same grid.
         kernel_size: the layers' window size.
         dilations: one dilation (int or per axis) per layer.
@@ -228,7 +228,7 @@ def attention_rollout(
         head_fusion: how heads become one matrix: ``"mean"``, ``"max"`` or ``"min"``.
 
     Returns:
-        With ``query``: (B, *spatial), how much of the query's output after the last
+        With ``query``: ``(B, *spatial)``, how much of the query's output after the last
         layer traces back to each input token (sums to 1). Without: (B, N, N), ``N``
         cells row-major. Same kind as the inputs.
 
