@@ -231,7 +231,7 @@ def _label_axes(ax: Axes, cfg: _Config) -> None:
 
 def _annotation_size(ax: Axes, cfg: _Config, show_rpb: bool) -> float:
     """Font size (points) of text inside a cell: at most the font size, and it must fit the cell."""
-    fits = cell_points(ax, *cfg.rows_cols) * (0.36 if show_rpb and len(cfg.shape) == 2 else 0.62)
+    fits = cell_points(ax, *cfg.rows_cols) * (0.36 if show_rpb else 0.62)  # two lines in the query cell
     return float(max(3.0, min(plt.rcParams["font.size"] * 0.8, fits)))
 
 
@@ -346,7 +346,7 @@ def plot_neighborhood_panel(
             corner, the places where the inward shift shows (or changes nothing).
         kernel_size, stride, dilation, is_causal: the window, one value or one per axis, as in
             :func:`dinat_ref.neighborhood.neighbor_indices`.
-        ncols: panels per row (default: 1 for 1-D grids, else as many as fit).
+        ncols: panels per row (default: as many as keep the cells readable).
         show_rpb: write each neighbor's RPB index in its cell.
         suptitle: default: the configuration.
         fig, figsize, fontsize: where to draw (a Figure, SubFigure or SubplotSpec; default a new
@@ -368,7 +368,7 @@ def plot_neighborhood_panel(
     rows, cols = cfg.rows_cols
     if ncols is None:
         if len(cfg.shape) == 1:  # strips: two side by side while cells stay wide enough to read
-            ncols = 2 if cols <= 24 and len(queries) > 2 else 1
+            ncols = 2 if cols <= 24 and len(queries) > 2 and not show_rpb else 1
         else:
             ncols = min(len(queries), 4 if cols <= 2 * rows else 2)
     nrows = -(-len(queries) // ncols)
