@@ -49,6 +49,7 @@ from dinat_ref.viz.attention_maps import (
     model_attention,
     plot_attention_maps,
 )
+from dinat_ref.viz.html import model_attention_html, write_html
 from dinat_ref.viz.neighborhood import plot_neighborhood
 from dinat_ref.viz.receptive_field import plot_rf_growth
 from dinat_ref.viz.rpb import plot_rpb_values
@@ -143,6 +144,17 @@ with plt.rc_context(PAPER):
     fig = plot_rpb_values(model, stage=0, layer=1, head=0, figsize=(3.5, 3.0))
     fig.savefig(out / "rpb.pdf")
 print(sorted(p.name for p in out.iterdir()))
+
+# %% [markdown]
+# ## 5. For the reader: a page to hover
+#
+# `model_attention_html` writes one self-contained HTML file (image, attention and key
+# tables inside): hover a pixel and every layer's and head's map follows it. It loads nothing
+# from elsewhere, so it can go in a paper's supplementary material.
+
+# %%
+page = write_html(model_attention_html(model, image, digits_processor(), layers="all"), out / "hover.html")
+print(f"{page.name}: {page.stat().st_size // 1024} KiB")
 
 # %% [markdown]
 # ## Exercises
