@@ -175,3 +175,83 @@ def test_figure_registry_lists_both_and_writes_the_digits_png(tmp_path):
     paths = generate(tmp_path, ["attention_digits"], verbose=False)
     assert [p.name for p in paths] == ["attention_digits.png"]
     assert paths[0].stat().st_size > 10_000
+
+
+# ----------------------------------------------------------------------------------------
+# Style, heads and clear errors
+# ----------------------------------------------------------------------------------------
+
+def _hand_layers(heads=4):
+    rng = np.random.default_rng(2)
+    q = rng.standard_normal((1, 8, 8, heads, 8))
+    probs = _softmax(na2d_qk(q, q, 3, dilation=2))[0]  # (8, 8, heads, 9)
+    cell = pixel_to_cell((13, 20), (32, 32), 4)
+    maps = attention_to_grid(probs, cell, 3, dilation=2)  # (heads, 8, 8)
+    return [LayerAttention(0, 1, 3, 2, 4, (13, 20), cell, (8, 8), maps)]
+
+
+def test_heads_selection_keeps_the_head_numbers_and_shares_the_scale():
+    layers = _hand_layers()
+    image = np.random.default_rng(3).random((32, 32))
+    fig = plot_attention_maps(image, layers, heads=[3, 1], vmax=1.0, cmap="magma", overlay=False)
+    titles = [ax.get_title() for ax in fig.axes if ax.get_title().startswith("head")]
+    assert titles == ["head 3", "head 1"]
+    maps = [ax.images[-1] for ax in fig.axes[1:3]]
+    assert all(m.norm.vmin == 0.0 and m.norm.vmax == 1.0 and m.cmap.name == "magma" for m in maps)
+    # What the panel for "head 3" shows is head 3's map, upsampled.
+    np.testing.assert_allclose(np.ma.getdata(maps[0].get_array()), upsample_cells(layers[0].maps[3], 4))
+    assert "stage 0, layer 1" in fig.axes[0].get_ylabel()  # 0-based, as the API
+    with pytest.raises(ValueError, match="heads 0..3"):
+        plot_attention_maps(image, layers, heads=[4])
+
+
+def test_rcparams_colormap_applies():
+    with plt.rc_context({"image.cmap": "cividis"}):
+        fig = plot_attention_maps(np.zeros((32, 32)), _hand_layers(), max_heads=2)
+    assert fig.axes[1].images[-1].cmap.name == "cividis"
+
+
+def test_image_errors_say_what_to_pass():
+    layers = _hand_layers()
+    with pytest.raises(ValueError, match="channels first"):
+        plot_attention_maps(np.zeros((3, 32, 32)), layers)
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        plot_attention_maps(np.full((32, 32), 255.0), layers)
+    with pytest.raises(ValueError, match="index a batch"):
+        plot_attention_maps(np.zeros((2, 32, 32, 3)), layers)
+
+
+def test_model_attention_refuses_numpy_and_batches():
+    torch = pytest.importorskip("torch")
+    from dinat_ref.config import DinatConfig
+    from dinat_ref.torch import DinatForImageClassification
+    from dinat_ref.viz.attention_maps import model_attention
+
+    model = DinatForImageClassification(DinatConfig(embed_dim=8, depths=[1], num_heads=[1], dilations=[[1]],
+                                                    kernel_size=3, num_channels=1))
+    with pytest.raises(TypeError, match="torch model"):
+        model_attention(model, np.zeros((1, 1, 16, 16), dtype=np.float32), (0, 0))
+    with pytest.raises(ValueError, match="holds 2 images"):
+        model_attention(model, torch.zeros(2, 1, 16, 16), (0, 0))
+
+
+def test_one_image_helper_feeds_both_paths():
+    """The digits figure's pixels equal the test split's, through the digits processor."""
+    pytest.importorskip("torch")
+    pytest.importorskip("sklearn")
+    from dinat_ref import train_digits
+    from dinat_ref.viz.attention_maps import Normalize, digits_processor, image_to_pixels
+
+    _, _, x_test, _ = train_digits.load_digits_split()
+    image = train_digits.to_unit_range(x_test[1, 0].numpy())
+    np.testing.assert_allclose(image_to_pixels(image, digits_processor()).numpy(), x_test[1:2].numpy(),
+                               atol=1e-5)
+    rgb = np.random.default_rng(0).random((8, 8, 3))
+    by_hand = (rgb - np.array([0.485, 0.456, 0.406])) / np.array([0.229, 0.224, 0.225])  # ImageNet
+    np.testing.assert_allclose(image_to_pixels(rgb).numpy()[0], by_hand.transpose(2, 0, 1), rtol=1e-5)
+    from dinat_ref.viz.attention_maps import photo_processor
+
+    hub = image_to_pixels(rgb, photo_processor(8)).numpy()[0]  # the hub checkpoints' recipe, no resize at 8
+    np.testing.assert_allclose(hub, by_hand.transpose(2, 0, 1), rtol=1e-5)
+    with pytest.raises(ValueError, match="channel"):
+        image_to_pixels(rgb, Normalize((0.5,), (0.5,)))

@@ -17,6 +17,7 @@ matplotlib = pytest.importorskip("matplotlib")
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.backend_bases import MouseEvent  # noqa: E402
+from matplotlib.collections import PathCollection  # noqa: E402
 from matplotlib.patches import Rectangle  # noqa: E402
 
 from dinat_ref.neighborhood import dense_mask  # noqa: E402
@@ -65,9 +66,18 @@ def _expected(shape, query, k, s, d, c):
     return {tuple(int(x) for x in np.unravel_index(j, shape)) for j in np.nonzero(row)[0]}, shape, query
 
 
+def _cells(ax):
+    """The (rows, cols, 3) colors of the drawn grid: a vector mesh (small grids) or an image."""
+    from matplotlib.collections import QuadMesh
+
+    meshes = [c for c in ax.collections if isinstance(c, QuadMesh)]
+    art = meshes[0] if meshes else ax.images[0]
+    return np.asarray(art.get_array())[..., :3]
+
+
 def _full_color_cells(ax, shape):
-    """Cells drawn in a full palette color (neighbors), read back from the image."""
-    img = np.asarray(ax.images[0].get_array())[..., :3]  # (H, W, 3)
+    """Cells drawn in a full palette color (neighbors), read back from the drawing."""
+    img = _cells(ax)  # (H, W, 3)
     palette = np.stack([group_color(g) for g in range(8)])
     full = (np.abs(img[:, :, None, :] - palette[None, None]).max(axis=-1) < 1e-6).any(axis=-1)  # (H, W)
     cells = {tuple(int(x) for x in rc) for rc in np.argwhere(full)}
@@ -119,11 +129,11 @@ def test_rpb_labels_follow_the_formula(shape, query, k, s, d, c):
 def test_mask_view_matches_dense_mask(shape, query, k, s, d, c):
     fig = plot_mask(shape, k, s, d, c, query=query)
     ax = fig.axes[0]
-    img = np.asarray(ax.images[0].get_array())[..., :3]
+    img = _cells(ax)
     drawn = ~np.all(img == 1.0, axis=-1)  # (N, N) non-white cells
     np.testing.assert_array_equal(drawn, dense_mask(shape, k, s, d, c))
     expected, _, _ = _expected(shape, query, k, s, d, c)
-    dots = ax.collections[0].get_offsets()
+    dots = [c for c in ax.collections if isinstance(c, PathCollection)][0].get_offsets()
     assert len(dots) == len(expected)  # one dot per neighbor in the query's row
 
 
@@ -154,7 +164,7 @@ def test_panel_one_axes_per_query(shape, queries):
 def test_rpb_table_marks_the_entries_read():
     fig = plot_rpb((9, 12), (0, 11), kernel_size=3, dilation=2)
     ax_tab = fig.axes[1]
-    img = np.asarray(ax_tab.images[0].get_array())[..., :3]
+    img = _cells(ax_tab)
     used = ~np.all(img == 1.0, axis=-1)  # (5, 5)
     # Corner (0, 11) with k=3, d=2: rows 0, 2, 4 (offsets 0..2 -> 2..4), cols 7, 9, 11 (-2..0 -> 0..2).
     want = np.zeros((5, 5), dtype=bool)
@@ -176,7 +186,7 @@ def test_receptive_field_figures():
     # The last row of each panel: 19 tokens for three NA layers, all 56 for NA-DiNA-NA.
     counts = []
     for ax in fig.axes:
-        last = np.asarray(ax.images[0].get_array())[-1]  # (56, 3)
+        last = _cells(ax)[-1]  # (56, 3)
         off = np.array(matplotlib.colors.to_rgb("#EEEEEE"))  # the "not in the field" color
         counts.append(int((np.abs(last - off).max(axis=-1) > 1e-6).sum()))
     assert counts == [19, 56]
@@ -188,8 +198,8 @@ def test_receptive_field_figures():
         assert f.axes and all(ax.get_title() or not ax.axison for ax in f.axes)
 
 
-MY_FIGURES = [
-    n for n in figures_mod.FIGURES if n.startswith(("neighborhood_", "rf_", "grid_and_mask", "rpb_"))
+MY_FIGURES = [  # the figures that need only matplotlib (rpb_values loads the digits checkpoint)
+    n for n in figures_mod.FIGURES if n.startswith(("neighborhood_", "rf_", "grid_and_mask", "rpb_corner"))
 ]
 
 
@@ -232,3 +242,52 @@ def test_a_figure_whose_optional_dependency_is_missing_is_skipped_not_fatal(tmp_
     out = capsys.readouterr().out
     assert [p.name for p in paths] == ["rpb_corner.png"]
     assert "skipped attention_digits" in out and "sklearn" in out
+
+
+def test_labels_say_what_is_drawn():
+    # A dilated causal window is causal DiNA, not "causal NA".
+    fig = plot_neighborhood_panel(15, [0, 14], kernel_size=3, dilation=2, is_causal=True)
+    assert fig._suptitle.get_text().startswith("causal DiNA, k=3, d=2")
+    # The legend names only the dilation groups whose neighbors are drawn.
+    fig = plot_neighborhood((9, 12), (0, 11), kernel_size=3, dilation=2)
+    groups = [t.get_text() for t in fig.legends[0].get_texts() if "group" in t.get_text()]
+    assert groups == ["neighbor (group 1)"]  # (0, 11): row group 0, column group 1 -> group 1 of 4
+    # The paper's stack is NA-DiNA-NA, and it says so.
+    titles = [ax.get_title(loc="left") for ax in plot_rf_growth().axes]
+    assert titles[1].startswith("NA-DiNA-NA [1, 8, 1]")
+
+
+def test_receptive_field_plots_show_padding_causal_and_stride():
+    # 28 tokens, k=7, d=8: k*d = 56 > 28, so DiNAT pads the axis for that layer.
+    fig = plot_rf_growth(28, 7, {"x": (1, 8)})
+    rows = [t.get_text() for t in fig.axes[0].get_yticklabels()]
+    assert rows == ["query", "layer 0 (d=1)", "layer 1 (d=8, padded to 56)"]
+    # Causal, k=3, two layers: query 10 sees 10-2-2 .. 10, five tokens (worked out by hand).
+    fig = plot_rf_growth(20, 3, {"causal": (1, 1)}, query=10, is_causal=True)
+    last = _cells(fig.axes[0])[-1]  # (20, 3)
+    lit = np.nonzero(np.abs(last - np.array(matplotlib.colors.to_rgb("#EEEEEE"))).max(-1) > 1e-6)[0]
+    assert list(lit) == [6, 7, 8, 9, 10]
+    assert "causal" in fig.axes[0].get_title(loc="left")
+    # Stride 2, k=3: queries 2i and 2i+1 share the window of leader 2i+1 (as the rule says).
+    fig = plot_rf_growth(12, 3, {"strided": (1,)}, query=4, stride=2)
+    lit = np.nonzero(np.abs(_cells(fig.axes[0])[-1] - np.array(matplotlib.colors.to_rgb("#EEEEEE"))).max(-1)
+                     > 1e-6)[0]
+    assert list(lit) == [4, 5, 6]
+    fig = plot_rf_2d((14, 14), 3, {"DiNA": (1, 8)})
+    assert "padded to 24" in fig.axes[1].get_title()
+
+
+def test_a_failed_save_leaves_the_previous_file(tmp_path):
+    figures_mod.save_figure(plot_mask(5, 3), tmp_path, "m")
+    before = (tmp_path / "m.png").read_bytes()
+    fig = plot_mask(6, 3)
+
+    def broken(f, **kw):
+        f.write(b"\x89PNG half a file")
+        raise OSError("disk full")
+
+    fig.savefig = broken
+    with pytest.raises(OSError, match="disk full"):
+        figures_mod.save_figure(fig, tmp_path, "m")
+    assert (tmp_path / "m.png").read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["m.png"]  # no temporary file left behind

@@ -25,6 +25,14 @@ Figures made here:
   (:mod:`dinat_ref.train_digits`, checkpoint in ``dinat_ref/assets/digits-dinat``):
   learned attention on a test digit.
 
+Both figures go through one image helper, :func:`image_to_pixels`: the image as drawn
+(``(H, W)`` or ``(H, W, 3)`` in [0, 1]) becomes the model's ``pixel_values`` through the
+model's own image processor, :class:`dinat_ref.image_processor.DinatImageProcessor` (or any
+callable ``processor(images, return_tensors="pt")`` returning ``{"pixel_values": (B, C, H, W)}``).
+
+Stages, layers and heads are numbered from 0, in the API and in every label, as in the
+state-dict names (``encoder.levels.{stage}.layers.{layer}``).
+
 The NumPy parts (:func:`attention_to_grid`, :func:`plot_attention_maps`) need no
 torch; the model parts import torch only when called.
 """
@@ -34,17 +42,17 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
+from dinat_ref.analysis import check_pixel_values, model_attentions
 from dinat_ref.checks import as_tuple
 from dinat_ref.neighborhood import neighbor_indices
 
-if TYPE_CHECKING:  # pragma: no cover
-    from matplotlib.figure import Figure
-
 __all__ = [
+    "Normalize",
+    "image_to_pixels",
     "LayerAttention",
     "attention_to_grid",
     "pixel_to_cell",
@@ -52,14 +60,14 @@ __all__ = [
     "sample_photo",
     "model_attention",
     "plot_attention_maps",
+    "photo_processor",
     "photo_attention_figure",
+    "digits_processor",
     "digits_attention_figure",
     "save_photo_attention",
     "save_digits_attention",
 ]
 
-# Sequential, perceptually uniform and colorblind-safe.
-_CMAP = "viridis"
 
 
 # ----------------------------------------------------------------------------------------
@@ -151,6 +159,91 @@ def sample_photo(size: int = 224) -> np.ndarray:
 
 
 # ----------------------------------------------------------------------------------------
+# One image helper for every model: the image as drawn -> the model's pixel_values
+# ----------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Normalize:
+    """The smallest image processor: ``(x - mean[c]) / std[c]`` per channel, no resize.
+
+    Same call as :class:`dinat_ref.image_processor.DinatImageProcessor`:
+    ``Normalize(mean, std)(images, return_tensors="pt")["pixel_values"]`` is ``(B, C, H, W)``
+    float32. Images are ``(H, W)`` or ``(H, W, C)`` floats in [0, 1], one or a list.
+
+    Attributes:
+        mean: one mean per channel (default: ImageNet's, as the hub's DiNAT checkpoints use).
+        std: one standard deviation per channel.
+    """
+
+    mean: tuple[float, ...] = (0.485, 0.456, 0.406)
+    std: tuple[float, ...] = (0.229, 0.224, 0.225)
+
+    def __call__(self, images: Any, return_tensors: str = "np") -> dict[str, Any]:
+        images = images if isinstance(images, list) else [images]
+        batch = [np.asarray(im, dtype=np.float32) for im in images]
+        c = len(self.mean)
+        arrays = []
+        for im in batch:
+            im = im[:, :, None] if im.ndim == 2 else im  # (H, W, C)
+            if im.shape[-1] != c:
+                raise ValueError(f"Normalize: an image has shape {im.shape}; this processor takes {c} "
+                                 f"channel(s), last.")
+            arrays.append(((im - np.float32(self.mean)) / np.float32(self.std)).transpose(2, 0, 1))
+        pixel_values = np.stack(arrays)  # (B, C, H, W)
+        if return_tensors == "pt":
+            import torch
+
+            pixel_values = torch.from_numpy(pixel_values)
+        return {"pixel_values": pixel_values}
+
+
+def _check_image(image: Any, where: str) -> np.ndarray:
+    """One image as drawn: (H, W) or (H, W, 3), float in [0, 1]; anything else says what to pass."""
+    if type(image).__module__.split(".")[0] == "torch":
+        raise TypeError(f"{where}: image is a torch tensor; pass the picture itself as a NumPy array "
+                        f"(H, W) or (H, W, 3) in [0, 1] (e.g. tensor.permute(1, 2, 0).numpy()).")
+    image = np.asarray(image)
+    if image.ndim == 3 and image.shape[0] in (1, 3) and image.shape[-1] not in (1, 3):
+        raise ValueError(f"{where}: image has shape {image.shape}, channels first; pass it channels "
+                         f"last, (H, W, 3) (image.transpose(1, 2, 0)), or (H, W) for one channel.")
+    if image.ndim == 3 and image.shape[-1] == 1:
+        image = image[..., 0]
+    if image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[-1] != 3):
+        raise ValueError(f"{where}: image has shape {image.shape}; expected one image, (H, W) grayscale or "
+                         f"(H, W, 3) RGB (index a batch first).")
+    if not np.issubdtype(image.dtype, np.floating) or image.min() < 0 or image.max() > 1:
+        raise ValueError(f"{where}: image has dtype {image.dtype} and values in [{image.min()}, "
+                         f"{image.max()}]; pass floats in [0, 1] (uint8 pixels: image / 255).")
+    return image
+
+
+def image_to_pixels(image: np.ndarray, processor: Any = None) -> Any:
+    """The model's ``pixel_values`` (1, C, H, W) for one image, through the model's image processor.
+
+    The photo and the digits figures both come through here, each with its model's processor
+    (:func:`photo_processor`, :func:`digits_processor`), so what is drawn is what the model saw.
+
+    Args:
+        image: (H, W) grayscale or (H, W, 3) RGB, floats in [0, 1]: the picture as drawn.
+        processor: the model's image processor, any callable
+            ``processor(images, return_tensors="pt")["pixel_values"]``, e.g.
+            :class:`dinat_ref.image_processor.DinatImageProcessor` (with ``do_rescale=False``
+            for [0, 1] floats). Default: :class:`Normalize`, plain ImageNet normalisation
+            without a resize.
+
+    Returns:
+        (1, C, H, W) float torch tensor.
+    """
+    image = _check_image(image, "image_to_pixels")
+    processor = Normalize() if processor is None else processor
+    pixels = processor(image, return_tensors="pt")["pixel_values"]
+    if getattr(pixels, "ndim", 0) != 4 or pixels.shape[0] != 1:
+        raise ValueError(f"image_to_pixels: the processor returned pixel_values of shape "
+                         f"{tuple(getattr(pixels, 'shape', ()))}; expected (1, C, H, W).")
+    return pixels
+
+
+# ----------------------------------------------------------------------------------------
 # Torch: run a model and collect one query's map in every chosen layer
 # ----------------------------------------------------------------------------------------
 
@@ -159,8 +252,10 @@ class LayerAttention:
     """One layer's attention for one query, scattered onto the layer's grid.
 
     Attributes:
-        stage, layer: where the layer is (0-based).
-        kernel_size, dilation: its window.
+        stage: the stage, from 0 (``encoder.levels.{stage}``).
+        layer: the layer in its stage, from 0.
+        kernel_size: the layer's window size.
+        dilation: the layer's dilation.
         cell_px: input pixels per grid cell on each axis (``4 * 2**stage``).
         query_pixel: the query's (row, col) on the input image.
         query_cell: the grid cell holding that pixel, ``query_pixel // cell_px``.
@@ -194,33 +289,27 @@ def model_attention(
             forward takes ``output_attentions=True`` and returns ``.attentions``, one
             ``(B, h, w, heads, k*k)`` tensor per layer, and whose ``config`` has
             ``depths``, ``dilations`` and ``kernel_size``).
-        pixel_values: (1, C, H, W) tensor.
+        pixel_values: (1, C, H, W) float tensor, one image.
         query_pixel: (row, col) on the input image.
         layers: ``"dilated"``: per stage, the last layer with the stage's largest dilation
             (the most spread-out pattern); ``"all"``: every layer; or a list of
-            ``(stage, layer)`` pairs.
+            ``(stage, layer)`` pairs, numbered from 0.
 
     Returns:
         One :class:`LayerAttention` per chosen layer, in model order.
-    """
-    import torch
 
+    Raises:
+        TypeError: ``pixel_values`` is not a torch tensor.
+        ValueError: more than one image, a query off the image, a layer the model lacks.
+    """
+
+    check_pixel_values(pixel_values, "model_attention", one_image=True)
     cfg = model.config
     depths, dilations, k = list(cfg.depths), [list(d) for d in cfg.dilations], int(cfg.kernel_size)
     image_shape = tuple(pixel_values.shape[-2:])
     chosen = _choose_layers(depths, dilations, layers)
     pixel_to_cell(query_pixel, image_shape, 1)  # on the image? (checked before any work)
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            out = model(pixel_values, output_attentions=True)
-    finally:
-        model.train(was_training)
-    attentions = list(out.attentions)
-    if len(attentions) != sum(depths):
-        raise ValueError(f"model_attention: the model returned {len(attentions)} attention maps "
-                         f"but config.depths={depths} has {sum(depths)} layers.")
+    attentions = model_attentions(model, pixel_values, "model_attention", one_image=True)
     result = []
     flat = 0
     for stage, depth in enumerate(depths):
@@ -253,7 +342,7 @@ def _choose_layers(depths, dilations, layers) -> set[tuple[int, int]]:
     for s, i in chosen:
         if not (0 <= s < len(depths) and 0 <= i < depths[s]):
             raise ValueError(f"model_attention: layer (stage={s}, layer={i}) does not exist in a "
-                             f"model with depths={list(depths)}.")
+                             f"model with depths={list(depths)} (stages and layers count from 0).")
     return chosen
 
 
@@ -261,90 +350,144 @@ def _choose_layers(depths, dilations, layers) -> set[tuple[int, int]]:
 # matplotlib: one row per layer, one column per head
 # ----------------------------------------------------------------------------------------
 
+def _choose_heads(layers: Sequence[LayerAttention], heads: Sequence[int] | None, max_heads: int
+                  ) -> list[list[int]]:
+    """Per row, the head indices to draw (0-based): ``heads`` if given, else the first ``max_heads``."""
+    out = []
+    for lay in layers:
+        n = lay.maps.shape[0]
+        if heads is None:
+            out.append(list(range(min(n, max_heads))))
+            continue
+        bad = [h for h in heads if not 0 <= int(h) < n]
+        if bad:
+            raise ValueError(f"plot_attention_maps: heads={list(heads)} but stage {lay.stage}, layer "
+                             f"{lay.layer} has heads 0..{n - 1}.")
+        out.append([int(h) for h in heads])
+    return out
+
+
 def plot_attention_maps(
     image: np.ndarray,
     layers: Sequence[LayerAttention],
     title: str = "",
     max_heads: int = 8,
     alpha: float = 0.75,
-    panel_size: float = 1.75,
+    panel_size: float | None = None,
     backdrop_levels: int | None = None,
-) -> Figure:
+    *,
+    heads: Sequence[int] | None = None,
+    overlay: bool = True,
+    cmap: Any = None,
+    norm: Any = None,
+    vmin: float | None = None,
+    vmax: float | None = None,
+    fig: Any = None,
+    figsize: tuple[float, float] | None = None,
+    fontsize: float | None = None,
+) -> Any:
     """Draw each chosen layer's per-head maps over the image.
 
     Args:
-        image: (H, W) grayscale or (H, W, 3) RGB, values in [0, 1].
+        image: (H, W) grayscale or (H, W, 3) RGB, floats in [0, 1], channels last.
         layers: one row each, from :func:`model_attention` (or built by hand from
             :func:`attention_to_grid`); rows may show different queries. Each row's query
             pixel is marked with a red cross.
         title: the figure title (say which weights the model had).
-        max_heads: show at most this many heads per layer (the first ones).
+        max_heads: without ``heads``, draw the first ``max_heads`` heads of each layer.
         alpha: opacity of the attention overlay.
-        panel_size: side of one panel, in inches.
+        panel_size: side of one panel in inches (default: the panels fill ``figsize``).
         backdrop_levels: if set, the gray image under the maps is reduced to this many
             levels (a photo's PNG shrinks a lot; the input column is always drawn as is).
+        heads: the heads to draw (0-based, the same for every row); labels keep these numbers.
+        overlay: draw the maps over the gray image (True) or alone on white (False).
+        cmap: colour map (default ``rcParams["image.cmap"]``).
+        norm: a ``matplotlib.colors.Normalize`` shared by every panel and row.
+        vmin: lower end of a colour scale shared by every row (default 0).
+        vmax: upper end of a colour scale shared by every row; without ``norm``, ``vmin``
+            and ``vmax`` each row gets its own scale, 0 to its largest weight.
+        fig: draw into this Figure, SubFigure or SubplotSpec (default: a new figure).
+        figsize: size of the new figure (default: 7 in wide).
+        fontsize: base font size in points (default ``rcParams["font.size"]``).
 
     Returns:
-        The Figure: a column with the input and the query, then one row per layer; cells the
-        query does not attend to are transparent, so the image shows through.
+        The figure (or subfigure): a column with the input and the query, then one row per
+        layer; cells the query does not attend to are transparent.
+
+    Raises:
+        ValueError: no layers, a channels-first or batched image, values outside [0, 1],
+            heads a layer does not have.
     """
-    import matplotlib.pyplot as plt
-    from matplotlib.colors import Normalize
+    from matplotlib.colors import Normalize as ColorNorm
+
+    from dinat_ref.viz.style import PAGE_WIDTH, fit_titles, new_figure, resolve_cmap, style_context
 
     if not layers:
         raise ValueError("plot_attention_maps: layers is empty; give at least one LayerAttention.")
+    image = _check_image(image, "plot_attention_maps")
+    chosen = _choose_heads(layers, heads, max_heads)
     gray = image if image.ndim == 2 else image @ np.array([0.299, 0.587, 0.114])  # (H, W)
     if backdrop_levels:
         gray = np.round(gray * (backdrop_levels - 1)) / (backdrop_levels - 1)
     H, W = gray.shape
-    ncols = min(max(lay.maps.shape[0] for lay in layers), max_heads)
-    nrows = len(layers)
-    fig, axes = plt.subplots(
-        nrows, ncols + 2, figsize=(panel_size * (ncols + 1) + 0.9, panel_size * nrows + 0.7),
-        squeeze=False,
-        gridspec_kw={"width_ratios": [1] * (ncols + 1) + [0.08]}, layout="constrained",
-    )
-    for row, lay in enumerate(layers):
-        heads, h, w = lay.maps.shape
-        up = upsample_cells(lay.maps, lay.cell_px)  # (heads, h*cell, w*cell) in pixels
-        vmax = float(lay.maps.max())
-        norm = Normalize(vmin=0.0, vmax=vmax)
-        # Column 0: the input with the query and the query's grid cell at this stage.
-        ax = axes[row, 0]
-        ax.imshow(image, cmap="gray" if image.ndim == 2 else None, vmin=0, vmax=1,
-                  interpolation="nearest")
-        _mark_query(ax, lay, cell=True)
-        shown = f", heads 1-{ncols} of {heads}" if heads > ncols else ""
-        grid = f"grid {h}x{w}"
-        if (h, w) != tuple(lay.image_grid):
-            grid += f" (padded from {lay.image_grid[0]}x{lay.image_grid[1]})"
-        ax.set_ylabel(f"stage {lay.stage + 1}, layer {lay.layer + 1}{shown}\nk={lay.kernel_size}, "
-                      f"dilation={lay.dilation}, {grid}\nquery pixel {lay.query_pixel}",
-                      fontsize=8)
-        if row == 0:
-            ax.set_title("input + query cell", fontsize=8)
-        for col in range(ncols):
-            ax = axes[row, col + 1]
-            if col >= heads:
-                ax.axis("off")
-                continue
-            ax.imshow(gray, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
-            overlay = np.ma.masked_equal(up[col], 0.0)  # non-neighbors transparent
-            im = ax.imshow(overlay, cmap=_CMAP, norm=norm, alpha=alpha, interpolation="nearest",
-                           extent=(-0.5, up.shape[-1] - 0.5, up.shape[-2] - 0.5, -0.5))
-            _mark_query(ax, lay, cell=False)
-            ax.set_xlim(-0.5, max(W, up.shape[-1]) - 0.5)
-            ax.set_ylim(max(H, up.shape[-2]) - 0.5, -0.5)
-            ax.set_title(f"head {col + 1}", fontsize=8)
-        for ax in axes[row, :-1]:
-            ax.set_xticks([])
-            ax.set_yticks([])
-        cb = fig.colorbar(im, cax=axes[row, -1])
-        cb.ax.tick_params(labelsize=7)
-        cb.set_label("weight", fontsize=7)
-    if title:
-        fig.suptitle(title, fontsize=10)
+    ncols, nrows = max(len(c) for c in chosen), len(layers)
+    shared = norm if norm is not None else (
+        ColorNorm(vmin=0.0 if vmin is None else vmin, vmax=vmax) if (vmin, vmax) != (None, None) else None)
+    cmap = resolve_cmap(cmap)
+    with style_context(fontsize):
+        side = panel_size or (PAGE_WIDTH - 1.4) / (ncols + 1)
+        default = (side * (ncols + 1) + 1.4, side * nrows + (0.55 if title else 0.25))
+        fig = new_figure(fig, figsize if figsize is not None or panel_size is None else default, default,
+                         "plot_attention_maps")
+        axes = fig.subplots(nrows, ncols + 2, squeeze=False,
+                            gridspec_kw={"width_ratios": [1] * (ncols + 1) + [0.07]})
+        for row, (lay, head_ids) in enumerate(zip(layers, chosen, strict=True)):
+            _draw_attention_row(axes[row], image, gray, lay, head_ids, shared, cmap, alpha, overlay, row == 0)
+        if title:
+            fig.suptitle(title, fontsize="medium")
+    fit_titles(fig)
     return fig
+
+
+def _draw_attention_row(axes, image, gray, lay: LayerAttention, head_ids, shared, cmap, alpha, overlay,
+                        first_row: bool) -> None:
+    """One layer: the input with the query cell, one panel per chosen head, a colorbar."""
+    from matplotlib.colors import Normalize as ColorNorm
+
+    H, W = gray.shape
+    h, w = lay.maps.shape[1:]
+    up = upsample_cells(lay.maps, lay.cell_px)  # (heads, h*cell, w*cell) in pixels
+    norm = shared if shared is not None else ColorNorm(vmin=0.0, vmax=float(lay.maps.max()))
+    ax = axes[0]
+    ax.imshow(image, cmap="gray" if image.ndim == 2 else None, vmin=0, vmax=1, interpolation="nearest")
+    _mark_query(ax, lay, cell=True)
+    grid = f"{h}x{w}" + ("" if (h, w) == tuple(lay.image_grid) else
+                         f" (padded from {lay.image_grid[0]}x{lay.image_grid[1]})")
+    ax.set_ylabel(f"stage {lay.stage}, layer {lay.layer}\nk={lay.kernel_size}, d={lay.dilation}\n"
+                  f"grid {grid}", fontsize="x-small")
+    if first_row:
+        ax.set_title("input, query", fontsize="small")
+    im = None
+    for col, ax in enumerate(axes[1:-1]):
+        if col >= len(head_ids):
+            ax.axis("off")
+            continue
+        if overlay:
+            ax.imshow(gray, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+        overlay_map = np.ma.masked_equal(up[head_ids[col]], 0.0)  # non-neighbors transparent
+        im = ax.imshow(overlay_map, cmap=cmap, norm=norm, alpha=alpha if overlay else 1.0,
+                       interpolation="nearest", extent=(-0.5, up.shape[-1] - 0.5, up.shape[-2] - 0.5, -0.5))
+        _mark_query(ax, lay, cell=False)
+        ax.set_xlim(-0.5, max(W, up.shape[-1]) - 0.5)
+        ax.set_ylim(max(H, up.shape[-2]) - 0.5, -0.5)
+        ax.set_title(f"head {head_ids[col]}", fontsize="small")
+    for ax in axes[:-1]:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    cb = axes[-1].figure.colorbar(im, cax=axes[-1])
+    cb.ax.tick_params(labelsize="xx-small", length=2)
+    cb.locator = __import__("matplotlib.ticker", fromlist=["MaxNLocator"]).MaxNLocator(nbins=3)
+    cb.update_ticks()
 
 
 def _mark_query(ax, lay: LayerAttention, cell: bool) -> None:
@@ -352,11 +495,11 @@ def _mark_query(ax, lay: LayerAttention, cell: bool) -> None:
     from matplotlib.patches import Rectangle
 
     r, c = lay.query_pixel
-    ax.plot([c], [r], marker="+", color="red", markersize=9, markeredgewidth=1.8)
+    ax.plot([c], [r], marker="+", color="red", markersize=7, markeredgewidth=1.4)
     if cell:
         qr, qc = lay.query_cell
         ax.add_patch(Rectangle((qc * lay.cell_px - 0.5, qr * lay.cell_px - 0.5), lay.cell_px,
-                               lay.cell_px, fill=False, edgecolor="red", linewidth=1.2))
+                               lay.cell_px, fill=False, edgecolor="red", linewidth=1.0))
 
 
 # ----------------------------------------------------------------------------------------
@@ -366,21 +509,41 @@ def _mark_query(ax, lay: LayerAttention, cell: bool) -> None:
 PHOTO_QUERY = (80, 132)  # (row, col) on the 224x224 photo: the subject's left eye
 
 
+def photo_processor(size: int = 224) -> Any:
+    """The hub's ImageNet DiNAT preprocessing for ``size x size`` float images in [0, 1].
+
+    :meth:`dinat_ref.image_processor.DinatImageProcessor.imagenet` (bicubic resize,
+    ImageNet mean and std) with ``do_rescale=False``: the photo is already in [0, 1].
+    """
+    from dinat_ref.image_processor import DinatImageProcessor
+
+    processor = DinatImageProcessor.imagenet(size)
+    processor.do_rescale = False
+    return processor
+
+
 def photo_attention_figure(model: Any = None, size: int = 224, query_pixel: Sequence[int] | None = None,
-                           seed: int = 0, max_heads: int = 4) -> Figure:
+                           seed: int = 0, max_heads: int = 4, *, layers: Any = "dilated",
+                           heads: Sequence[int] | None = None, processor: Any = None, **style: Any) -> Any:
     """A DiNAT on the matplotlib sample photo: each stage's most dilated layer, per head.
 
     Args:
-        model: a 3-channel :class:`dinat_ref.torch.DinatForImageClassification` whose inputs
-            are ImageNet-normalized, e.g. a converted checkpoint from ``from_pretrained``.
-            By default DiNAT-mini with *random* weights (seeded): no trained ImageNet weights
-            ship with this package, so the default figure shows each layer's neighborhood
-            (dilated, shifted inward at borders) and says so in its title; the weights of
-            random heads mean nothing.
+        model: a 3-channel :class:`dinat_ref.torch.DinatForImageClassification`, e.g. a
+            converted checkpoint from ``from_pretrained``. By default DiNAT-mini with
+            *random* weights (seeded): no trained ImageNet weights ship with this package,
+            so the default figure shows each layer's neighborhood (dilated, shifted inward at
+            borders) and says so in its title; the weights of random heads mean nothing.
         size: side of the square photo (224 = DiNAT-mini's resolution: no layer pads).
         query_pixel: (row, col) on the resized photo; default: the subject's left eye.
         seed: seeds the random weights.
-        max_heads: heads drawn per layer.
+        max_heads: heads drawn per layer (without ``heads``).
+        layers: see :func:`model_attention`.
+        heads: the heads to draw, 0-based.
+        processor: the model's image processor (default: :func:`photo_processor`).
+        **style: passed to :func:`plot_attention_maps` (``cmap``, ``norm``, ``figsize``, ``fig``, ...).
+
+    Returns:
+        The figure.
     """
     import torch
 
@@ -394,28 +557,37 @@ def photo_attention_figure(model: Any = None, size: int = 224, query_pixel: Sequ
     if query_pixel is None:
         query_pixel = tuple(p * size // 224 for p in PHOTO_QUERY)
     image = sample_photo(size)  # (size, size, 3)
-    pixels = torch.from_numpy(image).permute(2, 0, 1)[None]  # (1, 3, size, size)
-    mean = torch.tensor([0.485, 0.456, 0.406])[None, :, None, None]  # ImageNet statistics
-    std = torch.tensor([0.229, 0.224, 0.225])[None, :, None, None]
-    layers = model_attention(model, (pixels - mean) / std, query_pixel, layers="dilated")
-    what = (f"DiNAT-mini with random weights (seed {seed})" if random_weights
-            else "DiNAT (given weights)")
-    note = ("The pattern is the neighborhood rule; with random weights the colors carry no learned "
-            "meaning." if random_weights else "Colors: the attention weight of each neighbor.")
-    return plot_attention_maps(
-        image, layers, max_heads=max_heads, panel_size=2.2, backdrop_levels=16,
-        title=(f"{what}, {size}x{size} photo: where the query pixel (red +) looks in each "
-               f"stage's most dilated layer.\n{note}"),
-    )
+    pixels = image_to_pixels(image, photo_processor(size) if processor is None else processor)
+    found = model_attention(model, pixels, query_pixel, layers=layers)
+    what = (f"DiNAT-mini, random weights (seed {seed})" if random_weights else "DiNAT (given weights)")
+    note = ("the pattern is the neighborhood rule; random weights carry no learned meaning"
+            if random_weights else "colour: attention weight")
+    style.setdefault("backdrop_levels", 16)
+    return plot_attention_maps(image, found, max_heads=max_heads, heads=heads,
+                               title=f"{what}: where the query (red +) looks;\n{note}", **style)
 
 
 DIGIT_INDEX = 1  # which test image to draw: a zero
 DIGIT_QUERY = (21, 21)  # (row, col) on the 48x48 digit: inside the zero's hole
 
 
+def digits_processor() -> Any:
+    """The digits checkpoint's preprocessing for its 48x48 float images in [0, 1]: standardize.
+
+    A :class:`dinat_ref.image_processor.DinatImageProcessor` with the training set's mean and
+    std (:data:`dinat_ref.train_digits.PIXEL_MEAN`, ``PIXEL_STD``), one channel, no rescale.
+    """
+    from dinat_ref.image_processor import DinatImageProcessor
+    from dinat_ref.train_digits import IMAGE_SIZE, PIXEL_MEAN, PIXEL_STD
+
+    return DinatImageProcessor(size=IMAGE_SIZE, resample=2, do_rescale=False, image_mean=[PIXEL_MEAN],
+                               image_std=[PIXEL_STD])
+
+
 def digits_attention_figure(model: Any = None, digit_index: int = DIGIT_INDEX,
                             query_pixel: Sequence[int] = DIGIT_QUERY,
-                            layers: str | Sequence[tuple[int, int]] = "all") -> Figure:
+                            layers: str | Sequence[tuple[int, int]] = "all", *,
+                            heads: Sequence[int] | None = None, processor: Any = None, **style: Any) -> Any:
     """The tiny DiNAT trained on handwritten digits, on one test digit.
 
     Args:
@@ -423,23 +595,30 @@ def digits_attention_figure(model: Any = None, digit_index: int = DIGIT_INDEX,
         digit_index: index into the held-out test split.
         query_pixel: (row, col) on the upsampled digit.
         layers: see :func:`model_attention`; by default every layer.
+        heads: the heads to draw, 0-based.
+        processor: the model's image processor (default: :func:`digits_processor`).
+        **style: passed to :func:`plot_attention_maps` (``cmap``, ``norm``, ``figsize``, ``fig``, ...).
+
+    Returns:
+        The figure.
     """
+    import torch
+
     from dinat_ref import train_digits
 
     if model is None:
         model = train_digits.load_pretrained()
     _, _, x_test, y_test = train_digits.load_digits_split(train_digits.IMAGE_SIZE)
-    pixels = x_test[digit_index : digit_index + 1]  # (1, 1, S, S)
-    layers_ = model_attention(model, pixels, query_pixel, layers=layers)
-    with __import__("torch").no_grad():
+    image = train_digits.to_unit_range(x_test[digit_index, 0].numpy())  # (S, S) in [0, 1], as drawn
+    pixels = image_to_pixels(image, digits_processor() if processor is None else processor)
+    found = model_attention(model, pixels, query_pixel, layers=layers)
+    with torch.no_grad():
         pred = int(model(pixels).logits.argmax(-1))
-    image = train_digits.to_unit_range(pixels[0, 0].numpy())  # (S, S) for display
     return plot_attention_maps(
-        image, layers_,
-        title=(f"Tiny DiNAT trained on handwritten digits (test image #{digit_index}: label "
-               f"{int(y_test[digit_index])}, predicted {pred}).\nLearned attention of the query "
-               f"pixel (red +) in every layer, per head; transparent cells are outside its window."),
-    )
+        image, found, heads=heads,
+        title=(f"Tiny DiNAT trained on digits, test image {digit_index} (label "
+               f"{int(y_test[digit_index])}, predicted {pred}):\nlearned attention of the query (red +), "
+               f"per layer and head"), **style)
 
 
 def save_photo_attention(out_dir: str | Path) -> Path:

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -22,18 +24,35 @@ from typing import Any
 
 __all__ = ["FIGURES", "DPI", "save_figure", "generate", "add_arguments", "run"]
 
-DPI = 110
+DPI = 150  # figures are sized in inches for a page; 150 dpi reads well on screen and in print
 FigureMaker = Callable[[Path], Path] | str
 
 
 def save_figure(fig: Any, out_dir: str | Path, name: str) -> Path:
-    """Save ``fig`` as ``out_dir/name.png`` the deterministic way, close it, return the path."""
+    """Save ``fig`` as ``out_dir/name.png`` the deterministic way, close it, return the path.
+
+    The PNG is written to a temporary file in ``out_dir`` and renamed into place
+    (``os.replace``, atomic on one file system): an interrupted or failed save leaves the
+    previous file as it was, never half a PNG.
+    """
     import matplotlib.pyplot as plt
 
     out = Path(out_dir) / f"{name}.png"
     out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=DPI, bbox_inches="tight", pad_inches=0.08, metadata={"Software": None})
-    plt.close(fig)
+    fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".png.tmp", dir=out.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            fig.savefig(f, format="png", dpi=DPI, bbox_inches="tight", pad_inches=0.04,
+                        metadata={"Software": None})
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp made it private; a figure is an ordinary file
+        os.replace(tmp, out)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    finally:
+        plt.close(fig)
     return out
 
 
@@ -75,7 +94,7 @@ def neighborhood_panel_causal(out_dir: Path) -> Path:
 
 
 def neighborhood_panel_strided(out_dir: Path) -> Path:
-    """Strided NA k=(3,5), s=(2,3) on 10x13: queries of a stride group share a window."""
+    """Strided NA k=(3,5), s=(2,3) on 10x13: the dots mark the queries sharing this window."""
     from dinat_ref.viz.neighborhood import plot_neighborhood_panel
 
     fig = plot_neighborhood_panel((10, 13), [(0, 0), (4, 5), (5, 3), (9, 12)], kernel_size=(3, 5),
@@ -103,7 +122,7 @@ def rpb_corner(out_dir: Path) -> Path:
 # ----------------------------------------------------------------------------------------
 
 def rf_growth(out_dir: Path) -> Path:
-    """Three NA layers vs NA-DiNA-NA on 56 tokens, layer by layer: 19 tokens vs all 56."""
+    """Three NA layers vs NA-DiNA-NA [1, 8, 1] on 56 tokens, layer by layer: 19 tokens vs all 56."""
     from dinat_ref.viz.receptive_field import plot_rf_growth
 
     return save_figure(plot_rf_growth(), out_dir, "rf_growth")
@@ -117,7 +136,7 @@ def rf_per_query(out_dir: Path) -> Path:
 
 
 def rf_2d(out_dir: Path) -> Path:
-    """The same two stacks on a 28x28 grid."""
+    """Three NA layers vs NA-DiNA-NA [1, 4, 1] on a 28x28 grid (DiNAT's stage-1 dilation)."""
     from dinat_ref.viz.receptive_field import plot_rf_2d
 
     return save_figure(plot_rf_2d(), out_dir, "rf_2d")
@@ -137,6 +156,26 @@ def rf_dinat_presets_table(out_dir: Path) -> Path:
     return save_figure(plot_preset_table(), out_dir, "rf_dinat_presets_table")
 
 
+# ----------------------------------------------------------------------------------------
+# A trained model's heads (the digits checkpoint; need torch and scikit-learn)
+# ----------------------------------------------------------------------------------------
+
+def attention_statistics(out_dir: Path) -> Path:
+    """Mean attention distance, entropy per head and a rollout of the digits checkpoint."""
+    from dinat_ref.viz.statistics import statistics_figure
+
+    return save_figure(statistics_figure(), out_dir, "attention_statistics")
+
+
+def rpb_values(out_dir: Path) -> Path:
+    """The learned RPB table of the digits checkpoint's dilated layer, what a corner query reads."""
+    from dinat_ref import train_digits
+    from dinat_ref.viz.rpb import plot_rpb_values
+
+    return save_figure(plot_rpb_values(train_digits.load_pretrained(), stage=0, layer=1, head=0), out_dir,
+                       "rpb_values")
+
+
 # name -> make(out_dir) -> path, or "module:function" (imported lazily). One entry per figure.
 FIGURES: dict[str, FigureMaker] = {
     "neighborhood_dina_corner": neighborhood_dina_corner,
@@ -153,6 +192,8 @@ FIGURES: dict[str, FigureMaker] = {
     "rf_dinat_presets_table": rf_dinat_presets_table,
     "attention_photo": "dinat_ref.viz.attention_maps:save_photo_attention",
     "attention_digits": "dinat_ref.viz.attention_maps:save_digits_attention",
+    "attention_statistics": "dinat_ref.viz.figures:attention_statistics",
+    "rpb_values": "dinat_ref.viz.figures:rpb_values",
     "verify_errors": "dinat_ref.viz.verify_errors:save_example",
 }
 

@@ -25,12 +25,14 @@ deficiencies); neighbor vs not is also told apart by lightness, not hue alone.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.axes import Axes
-from matplotlib.figure import Figure
+from matplotlib.figure import Figure, SubFigure
 from matplotlib.patches import Patch, Rectangle
+from matplotlib.ticker import MaxNLocator
 
 from dinat_ref.checks import Bools, Ints, check_window_args
 from dinat_ref.neighborhood import (
@@ -40,6 +42,17 @@ from dinat_ref.neighborhood import (
     neighbor_indices,
     neighbors_of,
     rpb_indices,
+)
+from dinat_ref.viz.style import (
+    COLUMN_WIDTH,
+    PAGE_WIDTH,
+    FigureTarget,
+    cell_points,
+    draw_cells,
+    fit_titles,
+    new_axes,
+    new_figure,
+    style_context,
 )
 
 __all__ = [
@@ -69,7 +82,36 @@ def _text_color(rgb: np.ndarray) -> str:
     return "black" if float(rgb @ np.array([0.2126, 0.7152, 0.0722])) > 0.45 else "white"
 
 
-def _norm(shape, query, kernel_size, stride, dilation, is_causal, where):
+@dataclass(frozen=True)
+class _Config:
+    """A checked window configuration and one query, as the drawing steps need them."""
+
+    shape: tuple[int, ...]
+    query: tuple[int, ...]
+    kernel_size: tuple[int, ...]
+    stride: tuple[int, ...]
+    dilation: tuple[int, ...]
+    is_causal: tuple[bool, ...]
+
+    @property
+    def window(self) -> tuple:
+        return self.kernel_size, self.stride, self.dilation, self.is_causal
+
+    @property
+    def rows_cols(self) -> tuple[int, int]:
+        """The grid as drawn: a 1-D axis is one row."""
+        return (1, self.shape[0]) if len(self.shape) == 1 else self.shape
+
+    def cell(self, c: Sequence[int]) -> tuple[int, int]:
+        """A grid cell as (row, col) of the drawing."""
+        return (0, int(c[0])) if len(self.shape) == 1 else (int(c[0]), int(c[1]))
+
+    @property
+    def flat(self) -> int:
+        return int(np.ravel_multi_index(self.query, self.shape))
+
+
+def _norm(shape, query, kernel_size, stride, dilation, is_causal, where) -> _Config:
     shape, kernel_size, stride, dilation, is_causal = check_window_args(
         shape, kernel_size, stride, dilation, is_causal, where=where
     )
@@ -80,15 +122,16 @@ def _norm(shape, query, kernel_size, stride, dilation, is_causal, where):
     query = (int(query),) if np.isscalar(query) else tuple(int(c) for c in query)
     if len(query) != len(shape) or any(not 0 <= q < n for q, n in zip(query, shape, strict=True)):
         raise ValueError(f"{where}: query={query} is not a cell of the grid of shape {shape}.")
-    return shape, query, kernel_size, stride, dilation, is_causal
+    return _Config(shape, query, kernel_size, stride, dilation, is_causal)
 
 
 def _describe(kernel_size, stride, dilation, is_causal) -> str:
+    """'causal DiNA, k=3, d=2' and the like: every argument that is not its default."""
     def f(t):
         return str(t[0]) if len(set(t)) == 1 else "(" + ",".join(str(int(x)) for x in t) + ")"
 
-    kind = "causal NA" if any(is_causal) else ("DiNA" if max(dilation) > 1 else "NA")
-    parts = [kind, f"k={f(kernel_size)}"]
+    kind = "DiNA" if max(dilation) > 1 else "NA"
+    parts = [("causal " if any(is_causal) else "") + kind, f"k={f(kernel_size)}"]
     if max(dilation) > 1:
         parts.append(f"d={f(dilation)}")
     if max(stride) > 1:
@@ -102,8 +145,94 @@ def _plural(n: int, word: str) -> str:
     return f"{n} {word}" + ("" if n == 1 else "s")
 
 
-def _flat(query: tuple[int, ...], shape: tuple[int, ...]) -> int:
-    return int(np.ravel_multi_index(query, shape))
+def _grid_text(shape: tuple[int, ...]) -> str:
+    """'17 tokens' for a 1-D axis, '9x12' for a grid."""
+    return f"{shape[0]} tokens" if len(shape) == 1 else "x".join(map(str, shape))
+
+
+def _query_text(query: tuple[int, ...]) -> str:
+    return str(query[0]) if len(query) == 1 else str(query)
+
+
+# ----------------------------------------------------------------------------------------
+# The grid view, step by step
+# ----------------------------------------------------------------------------------------
+
+def _cell_colors(cfg: _Config, show_groups: bool) -> tuple[np.ndarray, dict, np.ndarray]:
+    """Step 1, who and which color: (rows, cols, 3) RGB, {cell: RGB} of the neighbors, groups.
+
+    Every cell is tinted by its dilation group; the neighbors (from the shared rule) get
+    the group's full color.
+    """
+    H, W = cfg.rows_cols
+    groups = dilation_groups(cfg.shape, cfg.dilation).reshape(H, W)  # (H, W) group number per cell
+    palette = np.stack([group_color(int(g)) for g in range(int(groups.max()) + 1)])  # (G, 3)
+    rgb = 1 - _TINT * (1 - palette[groups]) if show_groups else np.ones((H, W, 3))  # (H, W, 3)
+    nb_rgb = {}
+    for cell in neighbors_of(cfg.query, cfg.shape, *cfg.window):
+        r, c = cfg.cell(cell)
+        rgb[r, c] = nb_rgb[(r, c)] = palette[groups[r, c]] if show_groups else group_color(0)
+    return rgb, nb_rgb, groups
+
+
+def _draw_window(ax: Axes, cfg: _Config) -> None:
+    """Step 2: the dashed window, first to last neighbor on each axis (the rule's per-axis bounds)."""
+    lo, hi = [], []
+    for n, q, k, s, d, c in zip(cfg.shape, cfg.query, *cfg.window, strict=True):
+        a = axis_windows(n, k, s, d, c)
+        lo.append(int(a.start[q]))
+        hi.append(int(a.start[q] + (a.count[q] - 1) * d))
+    (r0, c0), (r1, c1) = cfg.cell(lo), cfg.cell(hi)
+    ax.add_patch(Rectangle((c0 - 0.5, r0 - 0.5), c1 - c0 + 1, r1 - r0 + 1, fill=False, clip_on=False,
+                           edgecolor="black", linestyle=(0, (3, 2)), linewidth=1.4, zorder=3))
+
+
+def _draw_window_sharers(ax: Axes, cfg: _Config) -> None:
+    """Step 3 (stride > 1): a dot on every query whose key row equals this query's."""
+    keys, _ = neighbor_indices(cfg.shape, *cfg.window)  # (N, K)
+    same = np.all(keys == keys[cfg.flat], axis=1).reshape(cfg.rows_cols)  # (H, W)
+    rr, cc = np.nonzero(same)
+    ax.scatter(cc - 0.3, rr - 0.3, s=6, color="black", zorder=4, marker="o", linewidths=0)
+
+
+def _draw_rpb_labels(ax: Axes, cfg: _Config, nb_rgb: dict, size: float) -> None:
+    """Step 4 (show_rpb): each neighbor's RPB index ``(k - 1) + (j - i) / d`` per axis."""
+    idx = rpb_indices(cfg.shape, *cfg.window)[cfg.flat]  # (K, ndim)
+    keys, valid = neighbor_indices(cfg.shape, *cfg.window)
+    for t in np.nonzero(valid[cfg.flat])[0]:
+        r, c = cfg.cell(np.unravel_index(int(keys[cfg.flat, t]), cfg.shape))
+        label = ",".join(str(int(x)) for x in idx[t])
+        ax.text(c, r + (0.22 if (r, c) == cfg.cell(cfg.query) else 0), label, ha="center", va="center",
+                fontsize=size * (0.8 if len(label) > 3 else 1.0), color=_text_color(nb_rgb[(r, c)]),
+                zorder=5)
+
+
+def _draw_query(ax: Axes, cfg: _Config, rgb: np.ndarray, size: float, show_rpb: bool) -> None:
+    """Step 5: the query's thick outline and its 'Q'."""
+    qr, qc = cfg.cell(cfg.query)
+    ax.add_patch(Rectangle((qc - 0.5, qr - 0.5), 1, 1, fill=False, edgecolor="black", linewidth=2.0,
+                           zorder=6))
+    ax.text(qc, qr - (0.18 if show_rpb else 0), "Q", ha="center", va="center", fontsize=size,
+            fontweight="bold", color=_text_color(np.asarray(rgb[qr, qc])), zorder=7)
+
+
+def _label_axes(ax: Axes, cfg: _Config) -> None:
+    """Step 6: integer ticks (as many as fit), axis names, equal aspect."""
+    ax.xaxis.set_major_locator(MaxNLocator(nbins="auto", integer=True, min_n_ticks=2))
+    ax.tick_params(labelsize="x-small", length=2)
+    if len(cfg.shape) == 1:
+        ax.set_yticks([])
+        ax.set_xlabel("token i", fontsize="small")
+    else:
+        ax.yaxis.set_major_locator(MaxNLocator(nbins="auto", integer=True, min_n_ticks=2))
+        ax.set_xlabel("column (axis 1)", fontsize="small")
+        ax.set_ylabel("row (axis 0)", fontsize="small")
+
+
+def _annotation_size(ax: Axes, cfg: _Config, show_rpb: bool) -> float:
+    """Font size (points) of text inside a cell: at most the font size, and it must fit the cell."""
+    fits = cell_points(ax, *cfg.rows_cols) * (0.36 if show_rpb else 0.62)  # two lines in the query cell
+    return float(max(3.0, min(plt.rcParams["font.size"] * 0.8, fits)))
 
 
 def plot_neighborhood(
@@ -119,134 +248,65 @@ def plot_neighborhood(
     show_rpb: bool = False,
     legend: bool = True,
     title: str | None = None,
+    *,
+    figsize: tuple[float, float] | None = None,
+    fontsize: float | None = None,
 ) -> Figure:
     """Draw one query's neighborhood on a 1-D or 2-D grid.
 
     Args:
         shape: grid shape, ``L`` or ``(H, W)``.
         query: the query cell (default: the top-right corner).
-        kernel_size, stride, dilation, is_causal: the window, as in :mod:`dinat_ref.neighborhood`.
-        ax: draw here (default: a new figure sized to the grid).
+        kernel_size, stride, dilation, is_causal: the window, one value or one per axis, as in
+            :func:`dinat_ref.neighborhood.neighbor_indices`.
+        ax: draw here (default: a new one-column figure).
         show_groups: tint every cell by its dilation group (else neighbors are blue on white).
         show_window: dashed outline from the first to the last neighbor on each axis.
         show_rpb: write each neighbor's RPB index in its cell.
-        legend: add a legend at the bottom of the figure.
+        legend: add a legend under the figure.
         title: default: the configuration and the query.
+        figsize: size of the new figure (default: 3.5 in wide).
+        fontsize: base font size in points (default ``rcParams["font.size"]``).
 
     Returns:
         The figure drawn on.
     """
-    shape, query, kernel_size, stride, dilation, is_causal = _norm(
-        shape, query, kernel_size, stride, dilation, is_causal, "plot_neighborhood"
-    )
-    if ax is None:
-        rows, cols = (1, shape[0]) if len(shape) == 1 else shape
-        extra = (2.2 if legend else 1.2) if len(shape) == 2 else (1.5 if legend else 0.9)
-        ax = plt.figure(figsize=(max(3.2, 0.34 * cols + 1.2), 0.34 * rows + extra),
-                        layout="constrained").add_subplot()
-    as2d = (lambda c: (0, c[0])) if len(shape) == 1 else (lambda c: tuple(c))  # cell -> (row, col)
-    H, W = (1, shape[0]) if len(shape) == 1 else shape
-
-    # Who: every set below comes from the shared rule.
-    nbs = neighbors_of(query, shape, kernel_size, stride, dilation, is_causal)  # list of cells
-    groups = dilation_groups(shape, dilation).reshape(H, W)  # (H, W) group number per cell
-    windows = [axis_windows(n, k, s, d, c) for n, k, s, d, c in zip(shape, kernel_size, stride, dilation,
-                                                                      is_causal, strict=True)]
-
-    # Cells as one RGB image: tinted by group, full color where the query looks.
-    rgb = np.ones((H, W, 3))
-    for r in range(H):
-        for c in range(W):
-            col = group_color(int(groups[r, c])) if show_groups else np.array([0.0, 0.447, 0.698])
-            rgb[r, c] = 1 - _TINT * (1 - col) if show_groups else 1.0
-    nb_rgb = {}
-    for cell in nbs:
-        r, c = as2d(cell)
-        col = group_color(int(groups[r, c])) if show_groups else group_color(0)
-        rgb[r, c] = col
-        nb_rgb[(r, c)] = col
-    ax.imshow(rgb, origin="upper", interpolation="nearest", extent=(-0.5, W - 0.5, H - 0.5, -0.5))
-
-    # Cell borders.
-    ax.set_xticks(np.arange(-0.5, W, 1), minor=True)
-    ax.set_yticks(np.arange(-0.5, H, 1), minor=True)
-    ax.grid(which="minor", color="white", linewidth=1.0)
-    ax.tick_params(which="minor", length=0)
-
-    # The window: first to last neighbor on each axis, from the per-axis bounds of the rule.
-    if show_window:
-        lo, hi = [], []
-        for q, a, d in zip(query, windows, dilation, strict=True):
-            lo.append(int(a.start[q]))
-            hi.append(int(a.start[q] + (a.count[q] - 1) * d))
-        (r0, c0), (r1, c1) = as2d(lo), as2d(hi)
-        ax.add_patch(Rectangle((c0 - 0.5, r0 - 0.5), c1 - c0 + 1, r1 - r0 + 1, fill=False, clip_on=False,
-                               edgecolor="black", linestyle=(0, (3, 2)), linewidth=1.6, zorder=3))
-
-    # Queries sharing this window (stride > 1): same key row in the neighbor table.
-    if max(stride) > 1:
-        keys, _ = neighbor_indices(shape, kernel_size, stride, dilation, is_causal)  # (N, K)
-        same = np.all(keys == keys[_flat(query, shape)], axis=1).reshape(H, W)  # (H, W)
-        rr, cc = np.nonzero(same)
-        ax.scatter(cc - 0.3, rr - 0.3, s=9, color="black", zorder=4, marker="o", linewidths=0)
-
-    # RPB index per neighbor.
-    fontsize = 7 if len(shape) == 2 else 8
-    if show_rpb:
-        idx = rpb_indices(shape, kernel_size, stride, dilation, is_causal)[_flat(query, shape)]  # (K, ndim)
-        keys, valid = neighbor_indices(shape, kernel_size, stride, dilation, is_causal)
-        row_keys, row_valid = keys[_flat(query, shape)], valid[_flat(query, shape)]  # (K,)
-        for t in np.nonzero(row_valid)[0]:
-            cell = np.unravel_index(int(row_keys[t]), shape)
-            r, c = as2d(cell)
-            label = ",".join(str(int(x)) for x in idx[t])
-            ax.text(c, r + (0.22 if (r, c) == as2d(query) else 0), label, ha="center", va="center",
-                    fontsize=fontsize - (1 if len(label) > 3 else 0), color=_text_color(nb_rgb[(r, c)]),
-                    zorder=5)
-
-    # The query.
-    qr, qc = as2d(query)
-    ax.add_patch(Rectangle((qc - 0.5, qr - 0.5), 1, 1, fill=False, edgecolor="black", linewidth=2.4,
-                           zorder=6))
-    q_rgb = nb_rgb.get((qr, qc), rgb[qr, qc])
-    ax.text(qc, qr - (0.18 if show_rpb else 0), "Q", ha="center", va="center", fontsize=fontsize + 1,
-            fontweight="bold", color=_text_color(np.asarray(q_rgb)), zorder=7)
-
-    # Axes, ticks, title.
-    step_w = 1 if W <= 16 else (2 if W <= 32 else 4)
-    ax.set_xticks(np.arange(0, W, step_w))
-    ax.set_xlim(-0.5, W - 0.5)
-    ax.set_ylim(H - 0.5, -0.5)
-    if len(shape) == 1:
-        ax.set_yticks([])
-        ax.set_xlabel("token i")
-    else:
-        step_h = 1 if H <= 16 else (2 if H <= 32 else 4)
-        ax.set_yticks(np.arange(0, H, step_h))
-        ax.set_xlabel("column (axis 1)")
-        ax.set_ylabel("row (axis 0)")
-    ax.tick_params(labelsize=7)
-    ax.set_aspect("equal")
-    grid = "x".join(map(str, shape))
-    q_txt = str(query[0]) if len(query) == 1 else str(query)
-    ax.set_title(title if title is not None else
-                 f"{_describe(kernel_size, stride, dilation, is_causal)} on {grid}\n"
-                 f"query {q_txt}: {_plural(len(nbs), 'neighbor')}", fontsize=9)
-
-    if legend:
-        _legend(ax.figure, groups, show_groups, show_window, stride, show_rpb, len(shape))
-    return ax.figure
+    cfg = _norm(shape, query, kernel_size, stride, dilation, is_causal, "plot_neighborhood")
+    H, W = cfg.rows_cols
+    with style_context(fontsize):
+        height = COLUMN_WIDTH * H / W + (1.3 if legend else 0.9) + (0 if len(cfg.shape) == 2 else 0.1)
+        ax = new_axes(ax, figsize, (COLUMN_WIDTH, min(height, 6.0)), "plot_neighborhood")
+        rgb, nb_rgb, groups = _cell_colors(cfg, show_groups)
+        draw_cells(ax, rgb)
+        if show_window:
+            _draw_window(ax, cfg)
+        if max(cfg.stride) > 1:
+            _draw_window_sharers(ax, cfg)
+        size = _annotation_size(ax, cfg, show_rpb)
+        if show_rpb:
+            _draw_rpb_labels(ax, cfg, nb_rgb, size)
+        _draw_query(ax, cfg, rgb, size, show_rpb)
+        _label_axes(ax, cfg)
+        ax.set_title(title if title is not None else
+                     f"{_describe(*cfg.window)} on {_grid_text(cfg.shape)}\n"
+                     f"query {_query_text(cfg.query)}: {_plural(len(nb_rgb), 'neighbor')}",
+                     fontsize="medium")
+        if legend:
+            shown = {int(groups[cfg.cell(cfg.query)])}  # a query only sees its own group
+            _legend(ax.figure, int(groups.max()) + 1, shown, show_groups, show_window, cfg.stride,
+                    show_rpb, len(cfg.shape))
+    fit_titles(ax.figure)
+    return ax.get_figure(root=True)
 
 
-def _legend(fig: Figure, groups: np.ndarray, show_groups, show_window, stride, show_rpb, ndim) -> None:
-    """One legend under the whole figure."""
-    handles = [Patch(facecolor="white", edgecolor="black", linewidth=2.0, label="Q  query")]
-    n_groups = int(groups.max()) + 1
+def _legend(fig: Figure | SubFigure, n_groups: int, shown: set[int], show_groups, show_window, stride,
+            show_rpb, ndim) -> None:
+    """One legend under the whole figure; it names only the groups whose neighbors are drawn."""
+    handles = [Patch(facecolor="white", edgecolor="black", linewidth=1.6, label="Q: query")]
     if show_groups and n_groups > 1:
-        for g in range(min(n_groups, 8)):
-            handles.append(Patch(facecolor=group_color(g), label=f"neighbor, group {g}"))
-        handles.append(Patch(facecolor=1 - _TINT * (1 - group_color(0)),
-                             label="light: not a neighbor"))
+        for g in sorted(shown)[:8]:
+            handles.append(Patch(facecolor=group_color(g), label=f"neighbor (group {g})"))
+        handles.append(Patch(facecolor=1 - _TINT * (1 - group_color(min(shown))), label="not a neighbor"))
     else:
         handles.append(Patch(facecolor=group_color(0), label="neighbor"))
     if show_window:
@@ -257,8 +317,9 @@ def _legend(fig: Figure, groups: np.ndarray, show_groups, show_window, stride, s
     if show_rpb:
         handles.append(Patch(facecolor="none", edgecolor="none",
                              label="numbers: RPB index" + (" (row,col)" if ndim == 2 else "")))
-    ncol = min(len(handles), 3 if ndim == 1 else 2)
-    fig.legend(handles=handles, loc="outside lower center", ncol=ncol, fontsize=7, frameon=False,
+    width = fig.get_figure(root=True).get_figwidth() if isinstance(fig, SubFigure) else fig.get_figwidth()
+    ncol = min(len(handles), 2 if width < 5 else 4)
+    fig.legend(handles=handles, loc="outside lower center", ncol=ncol, fontsize="x-small", frameon=False,
                handlelength=1.2, columnspacing=1.0)
 
 
@@ -272,51 +333,67 @@ def plot_neighborhood_panel(
     ncols: int | None = None,
     show_rpb: bool = False,
     suptitle: str | None = None,
-) -> Figure:
+    *,
+    fig: FigureTarget = None,
+    figsize: tuple[float, float] | None = None,
+    fontsize: float | None = None,
+) -> Figure | SubFigure:
     """Several queries of one configuration side by side, one shared legend.
 
-    ``queries`` defaults to a corner, an edge, the middle and the opposite corner, the
-    places where the inward shift shows (or changes nothing).
+    Args:
+        shape: grid shape, ``L`` or ``(H, W)``.
+        queries: the query cells; default: a corner, an edge, the middle and the opposite
+            corner, the places where the inward shift shows (or changes nothing).
+        kernel_size, stride, dilation, is_causal: the window, one value or one per axis, as in
+            :func:`dinat_ref.neighborhood.neighbor_indices`.
+        ncols: panels per row (default: as many as keep the cells readable).
+        show_rpb: write each neighbor's RPB index in its cell.
+        suptitle: default: the configuration.
+        fig, figsize, fontsize: where to draw (a Figure, SubFigure or SubplotSpec; default a new
+            figure, 7 in wide), its size, the base font size (see :mod:`dinat_ref.viz.style`).
+
+    Returns:
+        The figure (or subfigure) drawn on.
     """
-    shape_t, _, kernel_size, stride, dilation, is_causal = _norm(
-        shape, None, kernel_size, stride, dilation, is_causal, "plot_neighborhood_panel"
-    )
+    cfg = _norm(shape, None, kernel_size, stride, dilation, is_causal, "plot_neighborhood_panel")
     if queries is None:
-        if len(shape_t) == 1:
-            L = shape_t[0]
+        if len(cfg.shape) == 1:
+            L = cfg.shape[0]
             queries = [(0,), (1,), (L // 2,), (L - 1,)]
         else:
-            H, W = shape_t
+            H, W = cfg.shape
             queries = [(0, 0), (0, W // 2), (H // 2, W // 2), (H - 1, W - 1)]
-    queries = list(queries)
-    rows, cols = (1, shape_t[0]) if len(shape_t) == 1 else shape_t
+    queries = [_norm(shape, q, kernel_size, stride, dilation, is_causal, "plot_neighborhood_panel").query
+               for q in queries]
+    rows, cols = cfg.rows_cols
     if ncols is None:
-        if len(shape_t) == 1:
-            ncols = 1
-        elif len(queries) == 4:
-            ncols = 2 if cols > 8 else 4
+        if len(cfg.shape) == 1:  # strips: two side by side while cells stay wide enough to read
+            ncols = 2 if cols <= 24 and len(queries) > 2 and not show_rpb else 1
         else:
-            ncols = min(len(queries), 3)
+            ncols = min(len(queries), 4 if cols <= 2 * rows else 2)
     nrows = -(-len(queries) // ncols)
-    cell = 0.3 if len(shape_t) == 2 else 0.26
-    row_h = rows * cell + (1.3 if len(shape_t) == 2 else 0.75)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(ncols * (cols * cell + 0.9), nrows * row_h + 0.9),
-                             layout="constrained", squeeze=False)
-    for ax, q in zip(axes.flat, queries, strict=False):  # spare axes are hidden below
-        plot_neighborhood(shape_t, q, kernel_size, stride, dilation, is_causal, ax=ax, show_rpb=show_rpb,
-                          legend=False)
-        qq = (q,) if np.isscalar(q) else tuple(q)
-        n = len(neighbors_of(qq, shape_t, kernel_size, stride, dilation, is_causal))
-        ax.set_title(f"query {qq[0] if len(qq) == 1 else qq}: {_plural(n, 'neighbor')}", fontsize=9)
-        if len(shape_t) == 1 and ax not in axes[-1]:
-            ax.set_xlabel("")
-    for ax in list(axes.flat)[len(queries):]:
-        ax.set_visible(False)
-    groups = dilation_groups(shape_t, dilation)
-    _legend(fig, np.atleast_1d(groups), True, True, stride, show_rpb, len(shape_t))
-    fig.suptitle(suptitle if suptitle is not None else
-                 f"{_describe(kernel_size, stride, dilation, is_causal)} on {'x'.join(map(str, shape_t))}",
-                 fontsize=11)
+    with style_context(fontsize):
+        panel_w = PAGE_WIDTH / ncols - 0.35  # less the row labels
+        row_h = panel_w * rows / cols + (0.85 if len(cfg.shape) == 2 else 0.55)
+        fig = new_figure(fig, figsize, (PAGE_WIDTH, min(9.0, nrows * row_h + 0.7)), "plot_neighborhood_panel")
+        axes = fig.subplots(nrows, ncols, squeeze=False)
+        for i, (ax, q) in enumerate(zip(axes.flat, queries, strict=False)):  # spare axes are hidden below
+            plot_neighborhood(cfg.shape, q, *cfg.window, ax=ax, show_rpb=show_rpb, legend=False)
+            n = len(neighbors_of(q, cfg.shape, *cfg.window))
+            sep = ": " if len(cfg.shape) == 1 else "\n"
+            ax.set_title(f"query {_query_text(q)}{sep}{_plural(n, 'neighbor')}", fontsize="small")
+            if len(cfg.shape) == 1 and ax not in axes[-1]:
+                ax.set_xlabel("")
+            if i % ncols:  # one row label per row of panels
+                ax.set_ylabel("")
+        for ax in list(axes.flat)[len(queries):]:
+            ax.set_visible(False)
+        groups = np.ravel(dilation_groups(cfg.shape, cfg.dilation))
+        shown = {int(groups[np.ravel_multi_index(q, cfg.shape)]) for q in queries}
+        _legend(fig, int(groups.max()) + 1, shown, True, True, cfg.stride, show_rpb, len(cfg.shape))
+        fig.suptitle(suptitle if suptitle is not None else
+                     f"{_describe(*cfg.window)} on {_grid_text(cfg.shape)}", fontsize="medium")
+    fit_titles(fig)
     return fig
 
 
@@ -329,49 +406,65 @@ def plot_mask(
     query: Ints | None = None,
     ax: Axes | None = None,
     title: str | None = None,
+    *,
+    figsize: tuple[float, float] | None = None,
+    fontsize: float | None = None,
 ) -> Figure:
     """The same neighborhoods as a flattened ``N x N`` query-by-key mask (FlexAttention's view).
 
     Row ``i``, column ``j`` is filled iff query ``i`` attends to key ``j`` (cells numbered
-    row-major). Filled cells take the key's dilation-group color, as in the grid view;
-    ``query`` (if given) gets its row outlined. On 2-D grids, thin lines separate grid rows.
+    row-major). Filled cells take the key's dilation-group color, as in the grid view.
+    On 2-D grids, thin lines separate grid rows.
+
+    Args:
+        shape: grid shape, ``L`` or ``(H, W)``.
+        kernel_size, stride, dilation, is_causal: the window, one value or one per axis, as in
+            :func:`dinat_ref.neighborhood.neighbor_indices`.
+        query: if given, its row is shaded and its keys dotted.
+        ax: draw here (default: a new one-column figure).
+        title: default: the mask's size and density.
+        figsize: size of the new figure (default: 3.5 in square).
+        fontsize: base font size in points (default ``rcParams["font.size"]``).
+
+    Returns:
+        The figure drawn on.
     """
-    shape, q, kernel_size, stride, dilation, is_causal = _norm(
-        shape, query, kernel_size, stride, dilation, is_causal, "plot_mask"
-    )
-    mask = dense_mask(shape, kernel_size, stride, dilation, is_causal)  # (N, N)
+    cfg = _norm(shape, query, kernel_size, stride, dilation, is_causal, "plot_mask")
+    mask = dense_mask(cfg.shape, *cfg.window)  # (N, N)
     N = mask.shape[0]
-    groups = np.ravel(dilation_groups(shape, dilation))  # (N,) group of each key
+    groups = np.ravel(dilation_groups(cfg.shape, cfg.dilation))  # (N,) group of each key
     colors = np.stack([group_color(int(g)) for g in groups])  # (N, 3)
     rgb = np.where(mask[:, :, None], colors[None, :, :], 1.0)  # (N, N, 3)
-    if ax is None:
-        ax = plt.figure(figsize=(5, 5.2), layout="constrained").add_subplot()
-    ax.imshow(rgb, interpolation="nearest", extent=(-0.5, N - 0.5, N - 0.5, -0.5))
-    if len(shape) == 2:
-        for b in range(shape[1], N, shape[1]):  # grid-row boundaries
-            ax.axhline(b - 0.5, color="0.8", linewidth=0.4)
-            ax.axvline(b - 0.5, color="0.8", linewidth=0.4)
-    ax.set_xlim(-0.5, N - 0.5)
-    ax.set_ylim(N - 0.5, -0.5)
-    ax.set_xlabel("key j (flat, row-major)")
-    ax.set_ylabel("query i (flat, row-major)")
-    ax.tick_params(labelsize=7)
-    if query is not None:
-        i = _flat(q, shape)
-        ax.axhspan(i - 0.5, i + 0.5, color="0.5", alpha=0.25, linewidth=0, zorder=2)  # the query's row
-        cols = np.nonzero(mask[i])[0]  # (n,) its keys
-        ax.scatter(cols, np.full(len(cols), i), s=max(2.0, min(16.0, 3000.0 / N)), color="black",
-                   marker="o", linewidths=0, zorder=4)
-        for x, ha in ((-0.5, "right"), (N - 0.5, "left")):
-            ax.plot([x], [i], marker="<" if ha == "left" else ">", color="black", markersize=5,
-                    clip_on=False, zorder=4)
-        ax.annotate(f"query {q[0] if len(q) == 1 else q}\n= row {i}", xy=(N - 0.5, i), xytext=(10, 0),
-                    textcoords="offset points", va="center", ha="left", fontsize=7, annotation_clip=False)
-    ax.set_aspect("equal")
-    ax.set_title(title if title is not None else
-                 f"Q x K mask, {N} x {N}: {int(mask.sum())} of {N * N} pairs "
-                 f"({mask.sum() / N / N:.0%})", fontsize=9)
-    return ax.figure
+    with style_context(fontsize):
+        ax = new_axes(ax, figsize, (COLUMN_WIDTH, COLUMN_WIDTH + 0.3), "plot_mask")
+        draw_cells(ax, rgb, edge="0.93", max_edge=0.3)
+        if len(cfg.shape) == 2:
+            for b in range(cfg.shape[1], N, cfg.shape[1]):  # grid-row boundaries
+                ax.axhline(b - 0.5, color="0.75", linewidth=0.4)
+                ax.axvline(b - 0.5, color="0.75", linewidth=0.4)
+        ax.set_xlabel("key j (flat, row-major)", fontsize="small")
+        ax.set_ylabel("query i (flat, row-major)", fontsize="small")
+        ax.xaxis.set_major_locator(MaxNLocator(nbins="auto", integer=True))
+        ax.yaxis.set_major_locator(MaxNLocator(nbins="auto", integer=True))
+        ax.tick_params(labelsize="x-small", length=2)
+        if query is not None:
+            _mark_mask_row(ax, cfg, mask)
+        ax.set_title(title if title is not None else
+                     f"Q x K mask, {N} x {N}: {int(mask.sum())} of {N * N} pairs "
+                     f"({mask.sum() / N / N:.0%})", fontsize="medium")
+    fit_titles(ax.figure)
+    return ax.get_figure(root=True)
+
+
+def _mark_mask_row(ax: Axes, cfg: _Config, mask: np.ndarray) -> None:
+    """Shade the query's row of the mask, dot its keys, point at it from both sides."""
+    N, i = mask.shape[0], cfg.flat
+    ax.axhspan(i - 0.5, i + 0.5, color="0.5", alpha=0.25, linewidth=0, zorder=2)  # the query's row
+    cols = np.nonzero(mask[i])[0]  # (n,) its keys
+    ax.scatter(cols, np.full(len(cols), i), s=max(1.0, min(12.0, 2000.0 / N)), color="black",
+               marker="o", linewidths=0, zorder=4)
+    for x, marker in ((-0.5, ">"), (N - 0.5, "<")):
+        ax.plot([x], [i], marker=marker, color="black", markersize=4, clip_on=False, zorder=4)
 
 
 def plot_grid_and_mask(
@@ -382,53 +475,71 @@ def plot_grid_and_mask(
     dilation: Ints = 1,
     is_causal: Bools = False,
     interactive: bool = False,
-) -> Figure:
+    *,
+    fig: FigureTarget = None,
+    figsize: tuple[float, float] | None = None,
+    fontsize: float | None = None,
+) -> Figure | SubFigure:
     """The grid view and the Q x K mask of one configuration, linked by the query.
 
-    The query's neighbors on the grid are exactly the filled cells of its (outlined) row
-    in the mask, in the same colors. With ``interactive=True`` (an interactive backend),
-    clicking a grid cell moves the query in both views.
+    The query's neighbors on the grid are exactly the filled cells of its (shaded) row
+    in the mask, in the same colors.
+
+    Args:
+        shape: grid shape, ``L`` or ``(H, W)``.
+        query: the query cell (default: the top-right corner).
+        kernel_size, stride, dilation, is_causal: the window, one value or one per axis, as in
+            :func:`dinat_ref.neighborhood.neighbor_indices`.
+        interactive: with an interactive backend, clicking a grid cell moves the query in
+            both views.
+        fig, figsize, fontsize: where to draw (a Figure, SubFigure or SubplotSpec; default a new
+            figure, 7 in wide), its size, the base font size (see :mod:`dinat_ref.viz.style`).
+
+    Returns:
+        The figure (or subfigure) drawn on.
     """
-    shape_t, q, kernel_size, stride, dilation, is_causal = _norm(
-        shape, query, kernel_size, stride, dilation, is_causal, "plot_grid_and_mask"
-    )
-    rows, cols = (1, shape_t[0]) if len(shape_t) == 1 else shape_t
-    if len(shape_t) == 1:  # a strip over its mask: the columns line up with the tokens
-        fig = plt.figure(figsize=(6.0, 7.4), layout="constrained")
-        ax_grid, ax_mask = fig.subplots(2, 1, height_ratios=[1.0, 5.0])
-    else:
-        grid_w = max(3.0, 0.3 * cols + 1.0)
-        fig = plt.figure(figsize=(grid_w + 5.6, max(5.0, 0.3 * rows + 2.6)), layout="constrained")
-        ax_grid, ax_mask = fig.subplots(1, 2, width_ratios=[grid_w, 5.0])
+    cfg = _norm(shape, query, kernel_size, stride, dilation, is_causal, "plot_grid_and_mask")
+    rows, cols = cfg.rows_cols
+    with style_context(fontsize):
+        if len(cfg.shape) == 1:  # a strip over its mask: the columns line up with the tokens
+            fig = new_figure(fig, figsize, (COLUMN_WIDTH + 0.5, COLUMN_WIDTH + 1.6), "plot_grid_and_mask")
+            ax_grid, ax_mask = fig.subplots(2, 1, height_ratios=[1.0, 5.0])
+        else:
+            grid_w = 3.0 * cols / max(rows, cols)
+            fig = new_figure(fig, figsize, (PAGE_WIDTH, 4.0), "plot_grid_and_mask")
+            ax_grid, ax_mask = fig.subplots(1, 2, width_ratios=[grid_w, 3.6])
 
-    def draw(query_cell: tuple[int, ...]) -> None:
-        ax_grid.clear()
-        ax_mask.clear()
-        plot_neighborhood(shape_t, query_cell, kernel_size, stride, dilation, is_causal, ax=ax_grid,
-                          legend=False)
-        plot_mask(shape_t, kernel_size, stride, dilation, is_causal, query=query_cell, ax=ax_mask)
-        flat = _flat(query_cell, shape_t)
-        qtxt = query_cell[0] if len(query_cell) == 1 else query_cell
-        ax_grid.set_title(f"grid: query {qtxt} (flat index {flat})", fontsize=9)
-        ax_mask.set_title(f"Q x K mask: row {flat} (dots) holds the same neighbors", fontsize=9)
+        def draw(query_cell: tuple[int, ...]) -> None:
+            with style_context(fontsize):
+                ax_grid.clear()
+                ax_mask.clear()
+                plot_neighborhood(cfg.shape, query_cell, *cfg.window, ax=ax_grid, legend=False)
+                plot_mask(cfg.shape, *cfg.window, query=query_cell, ax=ax_mask)
+                flat = int(np.ravel_multi_index(query_cell, cfg.shape))
+                ax_grid.set_title(f"grid: query {_query_text(query_cell)}\n(flat index {flat})",
+                                  fontsize="small")
+                ax_mask.set_title(f"Q x K mask: row {flat} (dots)\nholds the same neighbors",
+                                  fontsize="small")
 
-    draw(q)
-    fig.suptitle(f"{_describe(kernel_size, stride, dilation, is_causal)} on {'x'.join(map(str, shape_t))}: "
-                 "grid view and flattened mask", fontsize=10)
+        draw(cfg.query)
+        fig.suptitle(f"{_describe(*cfg.window)} on {_grid_text(cfg.shape)}: "
+                     "grid view and flattened mask", fontsize="medium")
 
-    def on_click(event) -> None:  # the link: a click on the grid moves the query everywhere
-        if event.inaxes is not ax_grid or event.xdata is None:
-            return
-        c, r = int(round(event.xdata)), int(round(event.ydata))
-        cell = (c,) if len(shape_t) == 1 else (r, c)
-        if all(0 <= x < n for x, n in zip(cell, shape_t, strict=True)):
-            draw(cell)
-            fig.canvas.draw_idle()
+        def on_click(event) -> None:  # the link: a click on the grid moves the query everywhere
+            if event.inaxes is not ax_grid or event.xdata is None:
+                return
+            c, r = int(round(event.xdata)), int(round(event.ydata))
+            cell = (c,) if len(cfg.shape) == 1 else (r, c)
+            if all(0 <= x < n for x, n in zip(cell, cfg.shape, strict=True)):
+                draw(cell)
+                fig.canvas.draw_idle()
 
-    if interactive:
-        fig.canvas.mpl_connect("button_press_event", on_click)
-    groups = dilation_groups(shape_t, dilation)
-    _legend(fig, np.atleast_1d(groups), True, True, stride, False, len(shape_t))
+        if interactive:
+            fig.canvas.mpl_connect("button_press_event", on_click)
+        groups = np.ravel(dilation_groups(cfg.shape, cfg.dilation))
+        _legend(fig, int(groups.max()) + 1, {int(groups[cfg.flat])}, True, True, cfg.stride, False,
+                len(cfg.shape))
+    fit_titles(fig)
     return fig
 
 
@@ -439,59 +550,65 @@ def plot_rpb(
     stride: Ints = 1,
     dilation: Ints = 1,
     is_causal: Bools = False,
-) -> Figure:
+    *,
+    fig: FigureTarget = None,
+    figsize: tuple[float, float] | None = None,
+    fontsize: float | None = None,
+) -> Figure | SubFigure:
     """Which relative-position-bias entries one query uses.
 
     Left: the grid, each neighbor labeled with its RPB index ``(k - 1) + (j - i) / d`` per
     axis. Right: the RPB table (``2k - 1`` entries per axis), the entries this query reads
     filled. A centered query reads the middle ``k x k`` block; at a border the window
-    shifts inward, so the block it reads slides off-center.
+    shifts inward, so the block it reads slides off-center. For the *learned* values of a
+    model's table see :func:`dinat_ref.viz.rpb.plot_rpb_values`.
+
+    Args:
+        shape: grid shape, ``L`` or ``(H, W)``.
+        query: the query cell (default: the top-right corner).
+        kernel_size, stride, dilation, is_causal: the window, one value or one per axis, as in
+            :func:`dinat_ref.neighborhood.neighbor_indices`.
+        fig, figsize, fontsize: where to draw (a Figure, SubFigure or SubplotSpec; default a new
+            figure, 7 in wide), its size, the base font size (see :mod:`dinat_ref.viz.style`).
+
+    Returns:
+        The figure (or subfigure) drawn on.
     """
-    shape_t, q, kernel_size, stride, dilation, is_causal = _norm(
-        shape, query, kernel_size, stride, dilation, is_causal, "plot_rpb"
-    )
-    flat = _flat(q, shape_t)
-    idx = rpb_indices(shape_t, kernel_size, stride, dilation, is_causal)[flat]  # (K, ndim)
-    _, valid = neighbor_indices(shape_t, kernel_size, stride, dilation, is_causal)
-    used = idx[valid[flat]]  # (n_valid, ndim) entries read by this query
-    table = tuple(2 * k - 1 for k in kernel_size)  # RPB shape per axis
-    T_rows, T_cols = (1, table[0]) if len(shape_t) == 1 else table
-    rows, cols = (1, shape_t[0]) if len(shape_t) == 1 else shape_t
-
-    grid_w = max(3.0, 0.34 * cols + 1.0)
-    table_w = max(2.6, 0.34 * T_cols + 1.0)
-    fig = plt.figure(figsize=(grid_w + table_w + 0.4, max(0.34 * max(rows, T_rows) + 1.6, 2.4)),
-                     layout="constrained")
-    ax_grid, ax_tab = fig.subplots(1, 2, width_ratios=[grid_w, table_w])
-    plot_neighborhood(shape_t, q, kernel_size, stride, dilation, is_causal, ax=ax_grid, show_rpb=True,
-                      legend=False)
-    ax_grid.set_title(f"neighbors of query {q[0] if len(q) == 1 else q}, labeled by RPB index", fontsize=9)
-
-    img = np.ones((T_rows, T_cols, 3))
-    cells = [(0, int(u[0])) if len(shape_t) == 1 else (int(u[0]), int(u[1])) for u in used]
-    q_group = int(np.ravel(dilation_groups(shape_t, dilation))[flat])
-    for r, c in cells:
-        img[r, c] = group_color(q_group)  # the query's group color, as its neighbors on the grid
-    ax_tab.imshow(img, interpolation="nearest", extent=(-0.5, T_cols - 0.5, T_rows - 0.5, -0.5))
-    for r in range(T_rows):
-        for c in range(T_cols):
-            label = str(c) if len(shape_t) == 1 else f"{r},{c}"
-            ax_tab.text(c, r, label, ha="center", va="center", fontsize=7 if len(shape_t) == 1 else 6,
-                        color=_text_color(group_color(q_group)) if (r, c) in cells else "0.45")
-    centre = tuple(k - 1 for k in kernel_size)
-    cr, cc = (0, centre[0]) if len(shape_t) == 1 else centre
-    ax_tab.add_patch(Rectangle((cc - 0.5, cr - 0.5), 1, 1, fill=False, edgecolor="black", linewidth=2.6,
-                               zorder=3))
-    ax_tab.set_xticks(np.arange(-0.5, T_cols, 1), minor=True)
-    ax_tab.set_yticks(np.arange(-0.5, T_rows, 1), minor=True)
-    ax_tab.grid(which="minor", color="0.75", linewidth=0.6)
-    ax_tab.tick_params(which="both", length=0, labelbottom=False, labelleft=False)
-    ax_tab.set_xlabel("RPB entry, axis 1" if len(shape_t) == 2 else "RPB entry")
-    if len(shape_t) == 2:
-        ax_tab.set_ylabel("RPB entry, axis 0")
-    ax_tab.set_aspect("equal")
-    ax_tab.set_title(f"RPB table ({'x'.join(map(str, table))}): {len(cells)} entries read\n"
-                     f"outlined: offset 0 (the query itself)", fontsize=9)
-    fig.suptitle(f"{_describe(kernel_size, stride, dilation, is_causal)}: bias = rpb[(k-1) + (j-i)/d]",
-                 fontsize=10)
+    cfg = _norm(shape, query, kernel_size, stride, dilation, is_causal, "plot_rpb")
+    idx = rpb_indices(cfg.shape, *cfg.window)[cfg.flat]  # (K, ndim)
+    _, valid = neighbor_indices(cfg.shape, *cfg.window)
+    used = idx[valid[cfg.flat]]  # (n_valid, ndim) entries read by this query
+    table = tuple(2 * k - 1 for k in cfg.kernel_size)  # RPB shape per axis
+    T_rows, T_cols = (1, table[0]) if len(cfg.shape) == 1 else table
+    rows, cols = cfg.rows_cols
+    with style_context(fontsize):
+        fig = new_figure(fig, figsize, (PAGE_WIDTH, 3.6 if len(cfg.shape) == 2 else 2.0), "plot_rpb")
+        ratios = [cols / max(rows, cols), T_cols / max(T_rows, T_cols)]
+        ax_grid, ax_tab = fig.subplots(1, 2, width_ratios=ratios)
+        plot_neighborhood(cfg.shape, cfg.query, *cfg.window, ax=ax_grid, show_rpb=True, legend=False)
+        ax_grid.set_title(f"neighbors of query {_query_text(cfg.query)},\nlabeled by RPB index",
+                          fontsize="small")
+        q_group = int(np.ravel(dilation_groups(cfg.shape, cfg.dilation))[cfg.flat])
+        cells = {(0, int(u[0])) if len(cfg.shape) == 1 else (int(u[0]), int(u[1])) for u in used}
+        img = np.ones((T_rows, T_cols, 3))
+        for r, c in cells:
+            img[r, c] = group_color(q_group)  # the query's group color, as its neighbors on the grid
+        draw_cells(ax_tab, img, edge="0.75", max_edge=0.6)
+        size = float(min(plt.rcParams["font.size"] * 0.7, cell_points(ax_tab, T_rows, T_cols) * 0.3))
+        for r in range(T_rows):
+            for c in range(T_cols):
+                label = str(c) if len(cfg.shape) == 1 else f"{r},{c}"
+                ax_tab.text(c, r, label, ha="center", va="center", fontsize=size,
+                            color=_text_color(group_color(q_group)) if (r, c) in cells else "0.45")
+        cr, cc = (0, cfg.kernel_size[0] - 1) if len(cfg.shape) == 1 else tuple(k - 1 for k in cfg.kernel_size)
+        ax_tab.add_patch(Rectangle((cc - 0.5, cr - 0.5), 1, 1, fill=False, edgecolor="black", linewidth=2.0,
+                                   zorder=3))
+        ax_tab.tick_params(which="both", length=0, labelbottom=False, labelleft=False)
+        ax_tab.set_xlabel("RPB entry, axis 1" if len(cfg.shape) == 2 else "RPB entry", fontsize="small")
+        if len(cfg.shape) == 2:
+            ax_tab.set_ylabel("RPB entry, axis 0", fontsize="small")
+        ax_tab.set_title(f"RPB table ({'x'.join(map(str, table))}): {len(cells)} entries read;\n"
+                         f"outlined: offset 0 (the query itself)", fontsize="small")
+        fig.suptitle(f"{_describe(*cfg.window)}: bias = rpb[(k-1) + (j-i)/d]", fontsize="medium")
+    fit_titles(fig)
     return fig
