@@ -18,7 +18,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "convert": ("dinat_ref.convert_cli", "convert a SHI-Labs DiNAT checkpoint to a Hugging Face directory"),
     "verify": ("dinat_ref.testing.cli", "check an NA kernel against the float64 reference, with a diagnosis"),
     "figures": ("dinat_ref.viz.figures", "regenerate every figure (PNG) in figures/ or --out DIR"),
-    "explore": ("dinat_ref.explore", "write the interactive neighborhood explorer (one self-contained HTML page)"),
+    "explore": ("dinat_ref.explore", "write the interactive explorer of the rule, one offline HTML page"),
 }
 
 

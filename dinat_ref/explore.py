@@ -77,7 +77,9 @@ def write_page(out: str | Path = DEFAULT_OUT) -> Path:
     """
     out = Path(out)
     if out.is_dir():
-        raise ValueError(f"write_page: out={str(out)!r} is a folder; give the path of an .html file to write.")
+        raise ValueError(
+            f"write_page: out={str(out)!r} is a folder; give the path of an .html file to write."
+        )
     if not out.parent.is_dir():
         raise ValueError(
             f"write_page: out={str(out)!r} is in the folder {str(out.parent)!r}, which does not exist; "

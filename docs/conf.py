@@ -44,9 +44,11 @@ extensions = [
     "dinat_site",  # last: it hooks autodoc's events
 ]
 
-exclude_patterns = ["_build", "_ext", "_extra", "_downloads_src", "_templates", "conf.py", "**/.ipynb_checkpoints"]
+exclude_patterns = [
+    "_build", "_ext", "_extra", "_downloads_src", "_templates", "conf.py", "**/.ipynb_checkpoints",
+]
 templates_path = ["_templates"]
-html_extra_path = ["_extra"]  # explorer.html, self-contained, at the site root
+html_extra_path = ["_extra"]  # dinat_explorer.html, self-contained, at the site root
 
 # ---- Markdown and notebooks (myst-nb reads the jupytext percent tutorials) ----
 nb_custom_formats = {".py": ["jupytext.reads", {"fmt": "py:percent"}]}

@@ -82,7 +82,8 @@ def browser():
     pw = sync_api.sync_playwright().start()
     try:
         try:
-            b = pw.chromium.launch(executable_path=path, args=["--no-sandbox"]) if path else pw.chromium.launch()
+            kwargs = {"executable_path": path, "args": ["--no-sandbox"]} if path else {}
+            b = pw.chromium.launch(**kwargs)
         except Exception as err:  # noqa: BLE001 - any failure to start means: no browser here
             pytest.skip(f"no Chromium could be started (system Chromium: {path or 'not found'}): {err}")
         yield b
@@ -102,9 +103,17 @@ def page(browser, page_file):
     context = browser.new_context(viewport={"width": 1280, "height": 1000}, device_scale_factor=1)
     pg = context.new_page()
     problems: list[str] = []
-    pg.on("console", lambda m: problems.append(f"console.{m.type}: {m.text}") if m.type == "error" else None)
+    def on_console(msg):
+        if msg.type == "error":
+            problems.append(f"console.{msg.type}: {msg.text}")
+
+    def on_request(request):
+        if not request.url.startswith("file:"):
+            problems.append(f"request: {request.url}")
+
+    pg.on("console", on_console)
     pg.on("pageerror", lambda e: problems.append(f"page error: {e}"))
-    pg.on("request", lambda r: problems.append(f"request: {r.url}") if not r.url.startswith("file:") else None)
+    pg.on("request", on_request)
     pg.goto(page_file.as_uri())
     pg.wait_for_function("window.dinat && window.dinat.state")
     yield pg
@@ -238,7 +247,9 @@ SAMPLE_CELLS = """() => {
   for (let r = 0; r < rows; r++) for (let c = 0; c < shape[n - 1]; c++) {
     const coords = n === 1 ? [c] : n === 2 ? [r, c] : [s.viewSlice, r, c];
     const rect = window.dinat.cellRect(coords);
-    const px = ctx.getImageData(Math.floor((rect.x - box.left + 3) * dpr), Math.floor((rect.y - box.top + 3) * dpr), 1, 1).data;
+    const x = Math.floor((rect.x - box.left + 3) * dpr);
+    const y = Math.floor((rect.y - box.top + 3) * dpr);
+    const px = ctx.getImageData(x, y, 1, 1).data;
     out.push([coords, Array.from(px.slice(0, 3))]);
   }
   return out;

@@ -4,8 +4,8 @@
   ``docs/tutorials/`` (generated, ignored by git) with a download line added under its title;
   myst-nb then executes and renders it. The untouched notebook (``.ipynb``) and script are
   written to ``docs/_downloads_src/`` for the download links.
-* The explorer: :func:`dinat_ref.explore.build_page` writes ``docs/_extra/explorer.html``, copied into the
-  site root by ``html_extra_path``.
+* The explorer: :func:`dinat_ref.explore.build_page` writes ``docs/_extra/dinat_explorer.html``,
+  copied into the site root by ``html_extra_path``.
 * README text: a page may hold a marker line that is replaced, when Sphinx reads the page, by
   part of ``README.md`` (or ``tutorials/README.md``) with its links rewritten for the site::
 
@@ -161,10 +161,16 @@ def figure_captions(readme: str) -> dict[str, str]:
     return caps
 
 
+# Screenshots of the site itself (made by docs/_ext/screenshots.py) are not in the gallery.
+SCREENSHOTS = {"site_tutorial.png", "explorer.png"}
+
+
 def gallery(readme: str) -> str:
     caps = figure_captions(readme)
     blocks = []
     for png in sorted((ROOT / "figures").glob("*.png")):
+        if png.name in SCREENSHOTS:
+            continue
         cap = rewrite_links(caps.get(png.name, ""), ROOT) or png.stem.replace("_", " ")
         blocks.append(
             f"```{{figure}} ../figures/{png.name}\n:name: fig-{png.stem}\n:width: 100%\n\n"
@@ -260,7 +266,7 @@ def sync_tutorials() -> list[str]:
 def write_explorer() -> None:
     from dinat_ref.explore import build_page
 
-    _write_if_changed(EXTRA / "explorer.html", build_page())
+    _write_if_changed(EXTRA / "dinat_explorer.html", build_page())
 
 
 def generate() -> None:

@@ -368,19 +368,22 @@
       const cell = Math.max(3, Math.min(24, Math.floor(720 / L)));
       const canvas = document.createElement("canvas");
       host.appendChild(canvas);
-      const labelW = 190;
       const rowH = Math.max(cell, 14);
+      const labels = layers.map((rf, l) =>
+        `layer ${l + 1} (d=${fmt(dils[l])}): ${rf.length} tokens, extent ${Math.max(...rf) - Math.min(...rf) + 1}`);
+      const font = "12px system-ui, sans-serif";
+      const probe = canvas.getContext("2d");
+      probe.font = font;
+      const labelW = Math.ceil(Math.max(...labels.map((t) => probe.measureText(t).width))) + 10;
       const ctx = prepareCanvas(canvas, labelW + L * cell + 4, layers.length * (rowH + 4) + 4);
       layers.forEach((rf, l) => {
         const y = 2 + l * (rowH + 4);
         const set = new Set(rf);
-        const lo = Math.min(...rf);
-        const hi = Math.max(...rf);
         ctx.fillStyle = "#222";
-        ctx.font = "12px system-ui, sans-serif";
+        ctx.font = font;
         ctx.textAlign = "left";
         ctx.textBaseline = "middle";
-        ctx.fillText(`layer ${l + 1} (d=${fmt(dils[l])}): ${rf.length} tokens, extent ${hi - lo + 1}`, 0, y + rowH / 2);
+        ctx.fillText(labels[l], 0, y + rowH / 2);
         for (let j = 0; j < L; j++) {
           ctx.fillStyle = set.has(j) ? RF_COLOR : "#e8e8e8";
           ctx.fillRect(labelW + j * cell, y, cell - (cell >= 5 ? 1 : 0), rowH);
@@ -411,7 +414,8 @@
           ctx.fillRect(1 + q[state.ndim - 1] * cell + (cell - s) / 2, 1 + q[state.ndim - 2] * cell + (cell - s) / 2, s, s);
         }
         const cap = document.createElement("figcaption");
-        cap.textContent = `layer ${l + 1} (d=${fmt(dils[l])}): ${rf.length} tokens`;
+        cap.textContent = `layer ${l + 1} (d=${fmt(dils[l])}): ${rf.length} tokens` +
+          (state.ndim === 3 ? ` (slice ${state.viewSlice} shown)` : "");
         fig.appendChild(canvas);
         fig.appendChild(cap);
         host.appendChild(fig);

@@ -1,0 +1,71 @@
+"""Take the README's screenshots of the site and the explorer (headless Chromium, Playwright).
+
+Build the site first (``python -m sphinx -W -b html docs docs/_build/html``), then::
+
+    python docs/_ext/screenshots.py            # writes figures/site_tutorial.png, figures/explorer.png
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+HTML = ROOT / "docs" / "_build" / "html"
+
+EXPLORER_SETTINGS = {
+    "ndim": 2, "shape": [14, 20], "kernelSize": [5, 5], "dilation": [2, 2], "stride": [1, 1],
+    "isCausal": [False, False], "query": [1, 18], "dilations": "1, 2, 1, 4",
+}
+
+
+def _browser(playwright):
+    path = shutil.which("chromium") or "/usr/bin/chromium"
+    if Path(path).exists():
+        return playwright.chromium.launch(executable_path=path, args=["--no-sandbox"])
+    return playwright.chromium.launch()
+
+
+def tutorial_shot(page, out: Path, tutorial: str) -> None:
+    """The part of a tutorial page around its first figure: code, printed output, the figure."""
+    page.set_viewport_size({"width": 1280, "height": 1000})
+    page.goto((HTML / "tutorials" / f"{tutorial}.html").as_uri())
+    figure = page.locator("article .cell_output img").first
+    figure.scroll_into_view_if_needed()
+    box = figure.bounding_box()
+    scroll = page.evaluate("window.scrollY")
+    top = max(0, box["y"] + scroll - 560)
+    bottom = box["y"] + scroll + min(box["height"], 420) + 20
+    page.screenshot(path=str(out), full_page=True,
+                    clip={"x": 0, "y": top, "width": 1280, "height": bottom - top})
+
+
+def explorer_shot(page, out: Path) -> None:
+    page.set_viewport_size({"width": 1280, "height": 900})
+    page.goto((HTML / "dinat_explorer.html").as_uri())
+    page.evaluate("cfg => window.dinat.setConfig(cfg)", EXPLORER_SETTINGS)
+    page.screenshot(path=str(out), full_page=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tutorial", default="02_dilation_and_receptive_fields",
+                        help="the tutorial page to show (file stem)")
+    parser.add_argument("--out", type=Path, default=ROOT / "figures")
+    args = parser.parse_args()
+    if not (HTML / "index.html").exists():
+        raise SystemExit(f"screenshots: build the site first; {HTML / 'index.html'} does not exist.")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = _browser(p)
+        page = browser.new_page(device_scale_factor=1)
+        tutorial_shot(page, args.out / "site_tutorial.png", args.tutorial)
+        explorer_shot(page, args.out / "explorer.png")
+        browser.close()
+    print(f"wrote {args.out / 'site_tutorial.png'} and {args.out / 'explorer.png'}")
+
+
+if __name__ == "__main__":
+    main()
