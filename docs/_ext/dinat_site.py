@@ -248,13 +248,17 @@ def sync_tutorials() -> list[str]:
         for cell in nb.cells:
             if cell.cell_type == "markdown":
                 cell.source = rewrite_links(cell.source, TUTORIALS, "tutorials")
-        note = nbformat.v4.new_markdown_cell(
+        note = (
             f"{{download}}`Download the notebook <../_downloads_src/{src.stem}.ipynb>` "
             f"&middot; {{download}}`the script <../_downloads_src/{src.name}>` "
             f"(jupytext percent format: `python {src.name}` runs it, Jupyter opens it as a notebook)."
         )
-        at = 1 if nb.cells and nb.cells[0].cell_type == "markdown" else 0
-        nb.cells.insert(at, note)
+        first = nb.cells[0] if nb.cells else None
+        if first is not None and first.cell_type == "markdown" and first.source.lstrip().startswith("# "):
+            title, _, rest = first.source.lstrip().partition("\n")  # right under the title
+            first.source = f"{title}\n\n{note}\n\n{rest.lstrip()}"
+        else:
+            nb.cells.insert(0, nbformat.v4.new_markdown_cell(note))
         _write_if_changed(GENERATED_TUTORIALS / src.name, jupytext.writes(nb, fmt="py:percent"))
         names.append(src.stem)
     for old in GENERATED_TUTORIALS.glob("*.py"):  # a tutorial that was removed or renamed

@@ -28,17 +28,15 @@ def _browser(playwright):
 
 
 def tutorial_shot(page, out: Path, tutorial: str) -> None:
-    """The part of a tutorial page around its first figure: code, printed output, the figure."""
+    """A window on a tutorial page ending at its first figure: text, code, printed output, figure."""
     page.set_viewport_size({"width": 1280, "height": 1000})
     page.goto((HTML / "tutorials" / f"{tutorial}.html").as_uri())
     figure = page.locator("article .cell_output img").first
-    figure.scroll_into_view_if_needed()
-    box = figure.bounding_box()
-    scroll = page.evaluate("window.scrollY")
-    top = max(0, box["y"] + scroll - 560)
-    bottom = box["y"] + scroll + min(box["height"], 420) + 20
-    page.screenshot(path=str(out), full_page=True,
-                    clip={"x": 0, "y": top, "width": 1280, "height": bottom - top})
+    top = page.evaluate("el => el.getBoundingClientRect().top + window.scrollY", figure.element_handle())
+    height = min(figure.bounding_box()["height"], 430)
+    page.evaluate("y => window.scrollTo(0, y)", max(0, top + height + 20 - 1000))
+    page.mouse.move(1270, 990)  # no hover effects, no focus ring
+    page.screenshot(path=str(out))
 
 
 def explorer_shot(page, out: Path) -> None:
