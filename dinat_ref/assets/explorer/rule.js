@@ -20,10 +20,10 @@ const DinatRule = (function () {
 
   // Same checks, same wording, as dinat_ref.checks.check_window_args.
   function checkWindowArgs(shape, kernelSize, stride, dilation, isCausal, where, checkFit = true) {
-    const ndim = shape.length;
-    if (!Array.isArray(shape) || ndim === 0) {
+    if (!Array.isArray(shape) || shape.length === 0) {
       throw new Error(`${where}: shape=${JSON.stringify(shape)} must be an array of axis lengths (at least one).`);
     }
+    const ndim = shape.length;
     const args = { kernelSize, stride, dilation, isCausal };
     for (const [name, value] of Object.entries(args)) {
       if (!Array.isArray(value) || value.length !== ndim) {
