@@ -167,10 +167,10 @@ SCREENSHOTS = {"site_tutorial.png", "explorer.png"}
 
 def gallery(readme: str) -> str:
     caps = figure_captions(readme)
+    pngs = {p.name: p for p in (ROOT / "figures").glob("*.png") if p.name not in SCREENSHOTS}
+    order = [n for n in caps if n in pngs] + sorted(n for n in pngs if n not in caps)  # README's order first
     blocks = []
-    for png in sorted((ROOT / "figures").glob("*.png")):
-        if png.name in SCREENSHOTS:
-            continue
+    for png in (pngs[n] for n in order):
         cap = rewrite_links(caps.get(png.name, ""), ROOT) or png.stem.replace("_", " ")
         blocks.append(
             f"```{{figure}} ../figures/{png.name}\n:name: fig-{png.stem}\n:width: 100%\n\n"

@@ -170,7 +170,8 @@
 
   function drawGrid(cfg, wins, nbrSet, sameWindow, rpbOf) {
     const canvas = $("grid");
-    const { rows, cols, cell } = layout(720, 560, 44);
+    const room = Math.max(200, Math.min(720, $("view").clientWidth - 8)); // narrow windows, iframes
+    const { rows, cols, cell } = layout(room, 560, 44);
     const pad = 2;
     const ctx = prepareCanvas(canvas, cols * cell + 2 * pad, rows * cell + 2 * pad);
     grid = { rows, cols, cell, pad };
