@@ -193,9 +193,7 @@ def expand(docname: str, source: str) -> str:
             title, body = _find(sections, arg, where)
             return rewrite_links(shift_headings(body, 2), ROOT, page_dir)
         if kind == "readme-rest":
-            skip = [s.strip() for s in arg.split(",") if s.strip()]
-            for s in skip:
-                _find(sections, s, where)  # a typo in the list is an error, not a silent no-op
+            skip = [s.strip() for s in arg.split(",") if s.strip()]  # a section not there: nothing to skip
             keep = [(t, b) for t, b in sections if not any(t.lower().startswith(s.lower()) for s in skip)]
             return "\n\n".join(
                 f"## {t}\n\n" + rewrite_links(shift_headings(b, 3), ROOT, page_dir) for t, b in keep
