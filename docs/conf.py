@@ -22,6 +22,12 @@ sys.path.insert(0, str(DOCS / "_ext"))
 # the shell set (CI exports Agg, which would draw nothing), and find this checkout first.
 os.environ["MPLBACKEND"] = "module://matplotlib_inline.backend_inline"
 os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
+# Progress bars are for people waiting at a terminal; on a page they are a wall of stderr lines
+# (and tqdm.auto warns that ipywidgets is missing). The tutorials print their results anyway.
+os.environ["TQDM_DISABLE"] = "1"
+os.environ["PYTHONWARNINGS"] = ",".join(
+    filter(None, [os.environ.get("PYTHONWARNINGS"), "ignore:IProgress not found"])
+)
 
 import dinat_site  # noqa: E402
 

@@ -312,6 +312,11 @@ def test_click_and_hover_draw_the_neighborhood(page, tmp_path):
     _click_cell(page, [12, 16])
     page.mouse.move(rect["x"] + 5, rect["y"] + 5)
     _check_drawn(page, shape, k, s, d, causal, [3, 4])
+    # the keyboard: arrows move the query and pin it
+    page.focus("#grid")
+    page.keyboard.press("ArrowRight")
+    page.keyboard.press("ArrowDown")
+    _check_drawn(page, shape, k, s, d, causal, [4, 5])
     shot = tmp_path / "explorer.png"
     page.screenshot(path=str(shot), full_page=True)
     assert shot.stat().st_size > 20_000

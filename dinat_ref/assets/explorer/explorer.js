@@ -542,6 +542,21 @@
     update();
   }
 
+  // Keyboard: arrows move the query on screen (3-D: PageUp/PageDown along axis 0), and pin it.
+  function onKey(ev) {
+    const n = state.ndim;
+    const moves = { ArrowLeft: [n - 1, -1], ArrowRight: [n - 1, 1], ArrowUp: [n - 2, -1], ArrowDown: [n - 2, 1] };
+    if (n === 3) Object.assign(moves, { PageUp: [0, -1], PageDown: [0, 1] });
+    const move = moves[ev.key];
+    if (!move || move[0] < 0 || state.error) return;
+    ev.preventDefault();
+    const [a, step] = move;
+    state.query[a] = Math.min(Math.max(state.query[a] + step, 0), state.shape[a] - 1);
+    if (n === 3) state.viewSlice = state.query[0];
+    state.pinned = true;
+    update();
+  }
+
   // ---------------------------------------------------------------- public API
   function setConfig(cfg) {
     if (cfg.ndim !== undefined) state.ndim = cfg.ndim;
@@ -582,5 +597,6 @@
   const canvas = $("grid");
   canvas.addEventListener("mousemove", onMove);
   canvas.addEventListener("click", onClick);
+  canvas.addEventListener("keydown", onKey);
   update();
 })();
