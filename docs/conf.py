@@ -22,9 +22,8 @@ sys.path.insert(0, str(DOCS / "_ext"))
 # the shell set (CI exports Agg, which would draw nothing), and find this checkout first.
 os.environ["MPLBACKEND"] = "module://matplotlib_inline.backend_inline"
 os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
-# Progress bars are for people waiting at a terminal; on a page they are a wall of stderr lines
-# (and tqdm.auto warns that ipywidgets is missing). The tutorials print their results anyway.
-os.environ["TQDM_DISABLE"] = "1"
+# tqdm.auto warns, on stderr of every page with a progress bar, that ipywidgets is missing;
+# the bars themselves are shown as a terminal shows them (dinat_site collapses their "\r").
 os.environ["PYTHONWARNINGS"] = ",".join(
     filter(None, [os.environ.get("PYTHONWARNINGS"), "ignore:IProgress not found"])
 )
@@ -65,7 +64,7 @@ nb_execution_in_temp = True  # tutorials may write files into their working dire
 nb_execution_timeout = 1200  # seconds per cell: training a tiny DiNAT takes a minute or two
 nb_execution_raise_on_error = True  # a tutorial that fails fails the build
 nb_execution_show_tb = True
-nb_merge_streams = True
+nb_merge_streams = False  # dinat_site merges them, keeping what "\r" overwrote out of the page
 
 # ---- API reference ----
 autosummary_generate = True

@@ -115,3 +115,8 @@ def site_explorer() -> str:
     from dinat_ref.explore import build_page
 
     return build_page()
+
+
+def test_progress_bars_read_as_in_a_terminal():
+    text = "\rtrain:  0%\rtrain: 50%\rtrain: 100%\ndone\r\nnext line\n"
+    assert site.collapse_carriage_returns(text) == "train: 100%\ndone\nnext line\n"

@@ -326,7 +326,45 @@ def on_docstring(app, what, name, obj, options, lines: list[str]) -> None:
     lines[:] = [escape_shape_stars(line) for line in titles_to_rubrics(lines)]
 
 
+# ---------------------------------------------------------------------------------------
+# Executed outputs: a progress bar redraws its line with "\r"; show what a terminal shows
+# ---------------------------------------------------------------------------------------
+
+def collapse_carriage_returns(text: str) -> str:
+    """Keep, on every line, only what was written after its last carriage return."""
+    lines = text.replace("\r\n", "\n").split("\n")
+    return "\n".join(line.rsplit("\r", 1)[-1] for line in lines)
+
+
+def on_doctree_read(app, doctree) -> None:
+    """Merge each run of stream outputs (stdout or stderr) of a cell into one block, as a
+    terminal would show it (myst-nb's own merging turns every redraw into a new line)."""
+    from docutils import nodes
+
+    def stream(node) -> str | None:
+        classes = node.get("classes", []) if isinstance(node, nodes.literal_block) else []
+        return next((c for c in ("stdout", "stderr") if "output" in classes and c in classes), None)
+
+    for output in list(doctree.findall(lambda n: isinstance(n, nodes.container)
+                                       and "cell_output" in n.get("classes", []))):
+        children = list(output.children)
+        merged: list = []
+        for child in children:
+            kind = stream(child)
+            if kind and merged and stream(merged[-1]) == kind:
+                merged[-1].children = [nodes.Text(merged[-1].astext() + child.astext())]
+            else:
+                merged.append(child)
+        for block in merged:
+            if stream(block):
+                block.children = [nodes.Text(collapse_carriage_returns(block.astext()).rstrip("\n") + "\n")]
+                block.rawsource = block.astext()
+        output.children = []
+        output.extend(merged)
+
+
 def setup(app):
     app.connect("source-read", on_source_read)
     app.connect("autodoc-process-docstring", on_docstring)
+    app.connect("doctree-read", on_doctree_read)
     return {"version": "1.0", "parallel_read_safe": True, "parallel_write_safe": True}
