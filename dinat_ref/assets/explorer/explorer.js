@@ -299,10 +299,12 @@
 
   function drawMaskRow(cfg, row) {
     const N = row.length;
-    const perLine = Math.min(N, 256);
+    // Wrap long rows at a whole number of grid rows (so the wrap lines up with the grid).
+    const cols = cfg.shape[cfg.shape.length - 1];
+    const perLine = N <= 256 ? N : cols <= 256 ? cols * Math.floor(256 / cols) : 256;
     const cw = Math.max(2, Math.min(24, Math.floor(768 / perLine)));
-    const lh = N <= 256 ? Math.max(cw, 12) : 6;
     const lines = Math.ceil(N / perLine);
+    const lh = N <= 256 ? Math.max(cw, 12) : lines <= 8 ? 12 : 6;
     const ctx = prepareCanvas($("maskrow"), perLine * cw + 4, lines * (lh + 2) + 4);
     const qFlat = R.ravel(axesOf(state.query), cfg.shape);
     for (let f = 0; f < N; f++) {
