@@ -75,6 +75,13 @@ def test_every_page_marker_resolves_against_the_current_readme():
         assert (f"../figures/{png.name}" in gallery) == (png.name not in site.SCREENSHOTS), png.name
 
 
+def test_optional_pages_join_the_toctree_when_they_exist(tmp_path, monkeypatch):
+    monkeypatch.setattr(site, "DOCS", tmp_path)
+    assert site.expand("index", "api\n<!-- optional-pages: zoo, more -->\n") == "api\n\n"
+    (tmp_path / "zoo.md").write_text("# Zoo\n")
+    assert site.expand("index", "api\n<!-- optional-pages: zoo, more -->\n") == "api\nzoo\n"
+
+
 def test_missing_readme_section_is_named():
     with pytest.raises(ValueError, match="no section whose title starts with 'No such section'"):
         site.expand("index", "<!-- readme-section: No such section -->")

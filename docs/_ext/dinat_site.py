@@ -14,7 +14,7 @@
       <!-- readme-rest: The rule, Figures -->   every section but those named, in README order
       <!-- tutorials-readme -->                 tutorials/README.md without its title
       <!-- figure-gallery -->                   every figures/*.png, captioned from README
-      <!-- optional-toctree: zoo -->            a toctree of the named pages that exist
+      <!-- optional-pages: zoo -->              (inside a toctree) those of the pages that exist
 
 A link to a file in the repository becomes a link to its page on the site when it has one
 (tutorials, the figure gallery) and plain code text otherwise; images point at ``figures/``.
@@ -35,7 +35,7 @@ EXTRA = DOCS / "_extra"
 FENCE = re.compile(r"^\s*(```|~~~)")
 HEADING = re.compile(r"^(#{1,6})\s+(.*?)\s*#*\s*$")
 LINK = re.compile(r"(!?)\[([^\]]*)\]\(([^)\s]+)\)")
-MARKER = re.compile(r"^<!--\s*([a-z-]+)(?::\s*(.*?))?\s*-->\s*$", re.M)
+MARKER = re.compile(r"^<!--[ \t]*([a-z-]+)(?::[ \t]*(.*?))?[ \t]*-->[ \t]*$", re.M)  # one whole line
 
 
 # ---------------------------------------------------------------------------------------
@@ -204,12 +204,9 @@ def expand(docname: str, source: str) -> str:
             return rewrite_links(shift_headings(body, 2), TUTORIALS, page_dir)
         if kind == "figure-gallery":
             return gallery(readme)
-        if kind == "optional-toctree":
+        if kind == "optional-pages":  # a line inside a toctree: the pages of the list that exist
             names = [s.strip() for s in arg.split(",") if s.strip()]
-            present = [n for n in names if (DOCS / f"{n}.md").exists() or (DOCS / f"{n}.rst").exists()]
-            if not present:
-                return ""
-            return "```{toctree}\n:maxdepth: 1\n\n" + "\n".join(present) + "\n```"
+            return "\n".join(n for n in names if any((DOCS / f"{n}{ext}").exists() for ext in (".md", ".rst")))
         return m.group(0)  # an ordinary HTML comment
 
     return MARKER.sub(sub, source)
