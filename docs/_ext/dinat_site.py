@@ -206,7 +206,8 @@ def expand(docname: str, source: str) -> str:
             return gallery(readme)
         if kind == "optional-pages":  # a line inside a toctree: the pages of the list that exist
             names = [s.strip() for s in arg.split(",") if s.strip()]
-            return "\n".join(n for n in names if any((DOCS / f"{n}{ext}").exists() for ext in (".md", ".rst")))
+            present = [n for n in names if (DOCS / f"{n}.md").exists() or (DOCS / f"{n}.rst").exists()]
+            return "\n".join(present)
         return m.group(0)  # an ordinary HTML comment
 
     return MARKER.sub(sub, source)
