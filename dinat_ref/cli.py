@@ -20,6 +20,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "figures": ("dinat_ref.viz.figures", "regenerate every figure (PNG) in figures/ or --out DIR"),
     "classify": ("dinat_ref.classify", "top-k labels of images with a model directory (default: digits)"),
     "finetune": ("dinat_ref.finetune", "fine-tune a classifier on an image folder (one or many processes)"),
+    "explore": ("dinat_ref.explore", "write the interactive explorer of the rule, one offline HTML page"),
 }
 
 
