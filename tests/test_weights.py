@@ -127,7 +127,8 @@ def test_weights_move_between_models_as_in_hugging_face(tmp_path):
     clf = DinatForImageClassification(CFG, sd, dtype=np.float64)
     clf.save_pretrained(tmp_path)
     trunk = DinatModel.from_pretrained(tmp_path, dtype=np.float64)  # "dinat." stripped, classifier dropped
-    np.testing.assert_array_equal(trunk(x).pooler_output, clf(x).pooler_output)
+    w, b = sd["classifier.weight"], sd["classifier.bias"]
+    np.testing.assert_allclose(trunk(x).pooler_output @ w.T + b, clf(x).logits, rtol=1e-12, atol=1e-12)
     cfg = dataclasses.replace(CFG, out_features=["stem", "stage1", "stage2"], out_indices=None)
     bb = DinatBackbone(cfg, sd, dtype=np.float64)  # hidden_states_norms start as identity LayerNorms
     maps = bb(x).feature_maps
