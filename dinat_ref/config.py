@@ -83,7 +83,8 @@ class Preset(NamedTuple):
 
 
 _D4 = (3, 4, 18, 5)
-# name: embed, depths, heads, mlp, drop_path, kernel, layer scale, resolution, top-1, params, GMACs, pre-training
+# name: embed, depths, heads, mlp, drop path, kernel, layer scale,
+#       resolution, top-1, params (M), GMACs, pre-training
 PRESET_TABLE: dict[str, Preset] = {
     "mini": Preset(64, (3, 4, 6, 5), (2, 4, 8, 16), 3.0, 0.2, 7, 0.0, 224, 81.8, 20, 2.7, None),
     "tiny": Preset(64, _D4, (2, 4, 8, 16), 3.0, 0.2, 7, 0.0, 224, 82.7, 28, 4.3, None),

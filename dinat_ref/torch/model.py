@@ -34,7 +34,6 @@ import os
 from typing import Any
 
 import numpy as np
-
 import torch
 import torch.nn.functional as F
 import torch.utils.checkpoint
@@ -408,8 +407,8 @@ class DinatPreTrainedModel(nn.Module):
             raise TypeError(f"{where}: pixel_values has dtype {pixel_values.dtype}; pass floats (e.g. "
                             f"pixels / 255, normalized), or preprocess images with the image processor.")
         if pixel_values.ndim != 4 or pixel_values.shape[1] != self.config.num_channels:
-            raise ValueError(f"{where}: pixel_values has shape {tuple(pixel_values.shape)}; expected a tensor "
-                             f"(batch, {self.config.num_channels}, height, width) with num_channels="
+            raise ValueError(f"{where}: pixel_values has shape {tuple(pixel_values.shape)}; expected a "
+                             f"tensor (batch, {self.config.num_channels}, height, width) with num_channels="
                              f"{self.config.num_channels}.")
         param = next(self.parameters())
         return pixel_values.to(device=param.device, dtype=self.dtype)
@@ -475,7 +474,8 @@ class DinatPreTrainedModel(nn.Module):
     def load_checkpoint(self, state_dict: dict[str, Any], assign: bool = False) -> None:
         """Load Hugging Face-named weights after checking all of them (all or nothing)."""
         plan = plan_load(state_dict, self.config, self.kind, where=type(self).__name__, new_head=False)
-        sd = {k: (v if isinstance(v, torch.Tensor) else torch.as_tensor(v)) for k, v in plan.state_dict.items()}
+        sd = {k: (v if isinstance(v, torch.Tensor) else torch.as_tensor(v))
+              for k, v in plan.state_dict.items()}
         self.load_state_dict(sd, strict=True, assign=assign)
 
     def save_pretrained(self, directory: str | os.PathLike, state_dict: dict[str, Any] | None = None,
@@ -538,7 +538,8 @@ class DinatForImageClassification(DinatPreTrainedModel):
                 output_attentions: bool | None = None, output_hidden_states: bool | None = None,
                 return_dict: bool | None = None):
         flags = output_flags(self.config, output_attentions, output_hidden_states, return_dict)
-        trunk = self.dinat(pixel_values, flags.output_attentions, flags.output_hidden_states, return_dict=True)
+        trunk = self.dinat(pixel_values, flags.output_attentions, flags.output_hidden_states,
+                           return_dict=True)
         logits = self.classifier(trunk.pooler_output)  # (B, num_labels)
         loss = None if labels is None else classification_loss(logits, labels, self.config)
         return classifier_output(loss, logits, trunk, flags)
