@@ -32,7 +32,8 @@ class ModelOutput(OrderedDict):
     """Base of every output: attribute access, key access and integer access agree.
 
     Subclasses are ``@dataclass`` es; after construction the non-None fields are the dict's
-    items. Setting a field (``out.loss = x`` or ``out["loss"] = x``) updates both views.
+    items. Setting a field (``out.loss = x`` or ``out["loss"] = x``) updates both views; a
+    field that was None joins the dict at the end, as in ``transformers``.
     """
 
     def __post_init__(self) -> None:
@@ -47,8 +48,8 @@ class ModelOutput(OrderedDict):
         return self.to_tuple()[key]
 
     def __setattr__(self, name: str, value: Any) -> None:
-        if name in self.keys() and value is not None:
-            super().__setitem__(name, value)
+        if value is not None and name in {f.name for f in fields(self)}:
+            super().__setitem__(name, value)  # a field set later joins the dict (at the end)
         super().__setattr__(name, value)
 
     def __setitem__(self, key: str, value: Any) -> None:

@@ -592,11 +592,12 @@ class DinatBackbone(BackboneInfo, DinatPreTrainedModel):
     @property
     def backbone_type(self):
         """``transformers.utils.BackboneType.TRANSFORMERS`` when transformers is installed."""
-        try:
-            from transformers.utils.backbone_utils import BackboneType
-        except ImportError:  # pragma: no cover - depends on the environment
-            return "transformers"
-        return BackboneType.TRANSFORMERS
+        for module in ("transformers.backbone_utils", "transformers.utils.backbone_utils"):
+            try:
+                return __import__(module, fromlist=["BackboneType"]).BackboneType.TRANSFORMERS
+            except Exception:  # noqa: BLE001 - missing, moved, or failing to import
+                continue
+        return "transformers"
 
     def forward(self, pixel_values: torch.Tensor | None = None, output_hidden_states: bool | None = None,
                 output_attentions: bool | None = None, return_dict: bool | None = None):
