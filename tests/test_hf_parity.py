@@ -522,7 +522,8 @@ def test_outputs_behave_like_transformers_model_output():
 
     assert [f.name for f in fields(DinatImageClassifierOutput)] == [f.name for f in fields(Reference)]
     logits, loss, hs = torch.randn(2, 3), torch.tensor(1.5), (torch.ones(1), torch.zeros(1))
-    for kwargs in (dict(logits=logits), dict(loss=loss, logits=logits), dict(logits=logits, hidden_states=hs)):
+    for kwargs in (dict(logits=logits), dict(loss=loss, logits=logits),
+                   dict(logits=logits, hidden_states=hs)):
         ours, ref = DinatImageClassifierOutput(**kwargs), Reference(**kwargs)
         assert list(ours.keys()) == list(ref.keys()) == list(ours) == list(ref)
         assert len(ours.to_tuple()) == len(ref.to_tuple())
