@@ -155,7 +155,8 @@ def test_an_index_without_weight_map_says_so(tmp_path):
 # ----------------------------------------------------------------------------------------
 
 def _shapes(out):
-    return {k: (tuple(v.shape) if hasattr(v, "shape") else [tuple(t.shape) for t in v]) for k, v in out.items()}
+    return {k: (tuple(v.shape) if hasattr(v, "shape") else [tuple(t.shape) for t in v])
+            for k, v in out.items()}
 
 
 def _batch_to_zero(shapes):
