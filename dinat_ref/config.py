@@ -117,9 +117,10 @@ PRESET_RESULTS: dict[str, dict[str, Any]] = {
 def _preset_doc_table() -> str:
     rows = [("name", "resolution", "kernel", "top-1", "params", "FLOPs", "pre-training")]
     for name, p in PRESET_TABLE.items():
-        note = p.pretraining or "-"
+        notes = [p.pretraining] if p.pretraining else []
         if p.layer_scale_init_value:
-            note += f" (layer scale {p.layer_scale_init_value:g})"
+            notes.append(f"layer scale {p.layer_scale_init_value:g}")
+        note = ", ".join(notes) or "-"
         rows.append((name, str(p.resolution), f"{p.kernel_size}x{p.kernel_size}", f"{p.top1}%",
                      f"{p.params_m}M", f"{p.gmacs}G", note))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]

@@ -15,6 +15,7 @@ This module needs neither torch nor transformers; arrays are ``np.ndarray`` or `
 
 from __future__ import annotations
 
+import copy
 import logging
 import os
 from collections.abc import Mapping
@@ -309,8 +310,11 @@ def apply_config_overrides(config: DinatConfig, overrides: Mapping[str, Any], wh
     """``from_pretrained(..., num_labels=, id2label=, label2id=, **config_attributes)``.
 
     ``num_labels`` goes first (it resets the labels), then ``id2label`` and ``label2id``, then
-    any other config attribute; the result is checked as a whole.
+    any other config attribute; the result is checked as a whole. A copy is changed, never the
+    caller's config.
     """
+    if any(v is not None for v in overrides.values()):
+        config = copy.deepcopy(config)
     order = ["num_labels", "id2label", "label2id"]
     known = {f.name for f in fields(DinatConfig)} - {"extra"}
     unknown = sorted(k for k in overrides if k not in known)
