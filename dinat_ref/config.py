@@ -264,47 +264,73 @@ class DinatConfig:
 
     # ------------------------------------------------------------------ validation
     def __post_init__(self) -> None:
-        self._check_patch_size()
-        self._check_sizes()
-        self._check_stages()
-        self._check_dilations()
+        # Types and ranges, checked at construction (as transformers' own checks are).
+        self._check_types()
         self._check_numbers()
         self._check_flags()
         self._check_labels()
         self._align_out_features()
 
     def validate(self) -> None:
-        """Check every field again (models call this: fields may have been set one by one)."""
+        """Check that a model can be built from this config (models call this when built).
+
+        Construction checks each value's type and range; whether the values fit together
+        (``num_heads`` dividing each stage's channels, one dilation per layer, ...) is checked
+        here, as ``transformers`` accepts such a config and fails only when the model is built.
+        Fields set one by one after construction are checked again too.
+
+        Raises:
+            ValueError: naming the field, its value and the rule.
+        """
         object.__setattr__(self, "_ready", False)
         try:
             self.__post_init__()
+            self._check_architecture()
         finally:
             object.__setattr__(self, "_ready", True)
 
-    def _check_patch_size(self) -> None:
+    def _check_types(self) -> None:
         ps = self.patch_size
         if isinstance(ps, (list, tuple)) and len(ps) == 2 and ps[0] == ps[1]:
-            ps = ps[0]
-        if not _is_int(ps) or int(ps) != 4:
-            raise ValueError(f"DinatConfig: patch_size={self.patch_size!r} is not supported; DiNAT's patch "
-                             f"embedding is two 3x3 stride-2 convolutions, so patch_size must be 4.")
-        self.patch_size = 4
-
-    def _check_sizes(self) -> None:
-        for name in ("num_channels", "embed_dim", "kernel_size"):
+            self.patch_size = ps = ps[0]
+        if not _is_int(ps):
+            raise ValueError(f"DinatConfig: patch_size={ps!r} must be an integer (DiNAT supports 4).")
+        for name in ("patch_size", "num_channels", "embed_dim", "kernel_size"):
             v = getattr(self, name)
             if not _is_int(v) or int(v) < 1:
                 raise ValueError(f"DinatConfig: {name}={v!r} must be a positive integer.")
             setattr(self, name, int(v))
+        self.depths = _int_list(self.depths, "depths")
+        self.num_heads = _int_list(self.num_heads, "num_heads")
+        if self.dilations is None:
+            self.dilations = paper_dilations([3, 4, 6, 5], 7, 224)  # Hugging Face's default
+        if isinstance(self.dilations, (str, bytes)) or not hasattr(self.dilations, "__iter__"):
+            raise ValueError(f"DinatConfig: dilations={self.dilations!r} must be a list of lists of "
+                             f"integers.")
+        self.dilations = [_int_list(d, f"dilations[{i}]") for i, d in enumerate(self.dilations)]
+        if not isinstance(self.hidden_act, str):
+            raise ValueError(f"DinatConfig: hidden_act={self.hidden_act!r} must be a string (\"gelu\").")
+
+    def _check_architecture(self) -> None:
+        """Do the values fit together into a network? (See :meth:`validate`.)"""
+        if self.patch_size != 4:
+            raise ValueError(f"DinatConfig: patch_size={self.patch_size!r} is not supported; DiNAT's patch "
+                             f"embedding is two 3x3 stride-2 convolutions, so patch_size must be 4.")
         if self.kernel_size < 2:
             raise ValueError(f"DinatConfig: kernel_size={self.kernel_size} must be >= 2.")
         if self.embed_dim < 2:
             raise ValueError(f"DinatConfig: embed_dim={self.embed_dim} must be >= 2 (the first "
                              f"convolution has embed_dim // 2 channels).")
+        if int(self.mlp_ratio * self.embed_dim) < 1:
+            raise ValueError(f"DinatConfig: mlp_ratio={self.mlp_ratio} gives an MLP of "
+                             f"int(mlp_ratio * embed_dim) = 0 channels; it needs at least 1.")
+        if self.hidden_act not in _SUPPORTED_ACTIVATIONS:
+            raise ValueError(f"DinatConfig: hidden_act={self.hidden_act!r} is not supported; use one of "
+                             f"{list(_SUPPORTED_ACTIVATIONS)} (exact erf GELU, as DiNAT).")
+        self._check_stages()
+        self._check_dilations()
 
     def _check_stages(self) -> None:
-        self.depths = _int_list(self.depths, "depths")
-        self.num_heads = _int_list(self.num_heads, "num_heads")
         if not self.depths or any(d < 1 for d in self.depths):
             raise ValueError(f"DinatConfig: depths={self.depths} must be a non-empty list of positive "
                              f"integers.")
@@ -318,12 +344,7 @@ class DinatConfig:
                                  f"{dim} channels (embed_dim * 2**{i}).")
 
     def _check_dilations(self) -> None:
-        if self.dilations is None:
-            self.dilations = paper_dilations([3, 4, 6, 5], 7, 224)  # Hugging Face's default
-        if isinstance(self.dilations, (str, bytes)) or not hasattr(self.dilations, "__iter__"):
-            raise ValueError(f"DinatConfig: dilations={self.dilations!r} must be a list of lists of "
-                             f"integers.")
-        dil = [_int_list(d, f"dilations[{i}]") for i, d in enumerate(self.dilations)]
+        dil = self.dilations
         if len(dil) != len(self.depths):
             raise ValueError(f"DinatConfig: dilations has {len(dil)} stages but depths={self.depths} has "
                              f"{len(self.depths)}; give one list per stage.")
@@ -333,11 +354,9 @@ class DinatConfig:
                                  f"depths[{i}]={depth} layers; give one dilation per layer.")
             if any(x < 1 for x in d):
                 raise ValueError(f"DinatConfig: dilations[{i}]={d} must be >= 1 (1 = no dilation).")
-        self.dilations = dil
 
     def _check_numbers(self) -> None:
-        self.mlp_ratio = _number(self.mlp_ratio, "mlp_ratio", "> 0 with int(mlp_ratio * embed_dim) >= 1",
-                                 lambda v: v > 0 and int(v * self.embed_dim) >= 1)
+        self.mlp_ratio = _number(self.mlp_ratio, "mlp_ratio", "> 0", lambda v: v > 0)
         for name in ("hidden_dropout_prob", "attention_probs_dropout_prob", "drop_path_rate"):
             setattr(self, name, _number(getattr(self, name), name, "in [0, 1) (a probability)",
                                         lambda v: 0.0 <= v < 1.0))
@@ -346,9 +365,6 @@ class DinatConfig:
                                               ">= 0 (0 = no layer scale)", lambda v: v >= 0)
         self.initializer_range = _number(self.initializer_range, "initializer_range", ">= 0",
                                          lambda v: v >= 0)
-        if self.hidden_act not in _SUPPORTED_ACTIVATIONS:
-            raise ValueError(f"DinatConfig: hidden_act={self.hidden_act!r} is not supported; use one of "
-                             f"{list(_SUPPORTED_ACTIVATIONS)} (exact erf GELU, as DiNAT).")
 
     def _check_flags(self) -> None:
         for name in ("qkv_bias", "output_hidden_states", "output_attentions", "return_dict"):
@@ -519,7 +535,9 @@ class DinatConfig:
                              f"choose from {preset_names()}.")
         kwargs = copy.deepcopy(PRESETS[name])
         kwargs.update(overrides)
-        return cls(**kwargs)
+        config = cls(**kwargs)
+        config.validate()
+        return config
 
     # ------------------------------------------------------------------ dict / json
     def to_dict(self) -> dict[str, Any]:

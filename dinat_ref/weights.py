@@ -110,6 +110,7 @@ def expected_shapes(config: DinatConfig, model: str = "classification") -> dict[
     """
     if model not in MODEL_KINDS:
         raise ValueError(f"expected_shapes: model={model!r} must be one of {MODEL_KINDS}.")
+    config.validate()  # the values must fit together into a network
     trunk = _trunk_shapes(config)
     h = config.hidden_size
     if model == "backbone":

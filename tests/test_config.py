@@ -101,8 +101,9 @@ def test_round_trip_of_a_custom_config(tmp_path):
     (dict(num_labels=-1), ["num_labels=-1"]),
 ])
 def test_validation_errors_name_the_field(kwargs, words):
+    """Types and ranges fail at construction, combinations when a model is built (validate)."""
     with pytest.raises(ValueError) as e:
-        DinatConfig(**kwargs)
+        DinatConfig(**kwargs).validate()
     for w in words:
         assert w in str(e.value)
 
@@ -170,3 +171,19 @@ def test_preset_table_in_the_docstring_and_the_readme_come_from_one_table():
         md = [r for r in readme.splitlines() if r.startswith(f"| `{name}`")]
         assert md and f"| {p.resolution} | {p.kernel_size}x{p.kernel_size} | {p.top1}% | {p.params_m}M | " \
             f"{p.gmacs}G |" in md[0], name
+
+
+@pytest.mark.parametrize("kwargs", [
+    dict(patch_size=2), dict(num_heads=[3, 4, 8, 16]), dict(depths=[2, 2]), dict(hidden_act="relu"),
+    dict(dilations=[[1, 8, 1]]), dict(kernel_size=1),
+])
+def test_a_config_transformers_accepts_constructs_and_fails_when_a_model_is_built(kwargs):
+    pytest.importorskip("torch")
+    from dinat_ref.numpy import DinatModel as NumpyModel
+    from dinat_ref.torch import DinatModel
+
+    config = DinatConfig(**kwargs)  # as transformers.DinatConfig(**kwargs): no error yet
+    with pytest.raises(ValueError, match="DinatModel: cannot build this config: DinatConfig: "):
+        DinatModel(config)
+    with pytest.raises(ValueError, match="DinatModel: cannot build this config: DinatConfig: "):
+        NumpyModel(config, {})

@@ -468,6 +468,11 @@ def test_config_round_trips_through_transformers(tmp_path):
             assert a.label2id == b.label2id
     with pytest.raises(ValueError):
         transformers.DinatConfig(out_features=["stage1"], out_indices=[2])
+    # configs transformers accepts (no model can be built from them) construct here too
+    for kwargs in (dict(patch_size=2), dict(num_heads=[3, 4, 8, 16]), dict(depths=[2, 2]),
+                   dict(hidden_act="relu"), dict(dilations=[[1, 8, 1]])):
+        transformers.DinatConfig(**kwargs)
+        DinatConfig(**kwargs)
 
 
 @pytest.mark.parametrize("num_labels, problem, labels", [

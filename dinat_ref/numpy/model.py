@@ -61,7 +61,7 @@ from dinat_ref.modeling_utils import (
 from dinat_ref.numpy.attention import na2d, na2d_av, na2d_qk
 from dinat_ref.numpy.layers import conv2d, gelu, layer_norm, linear, softmax
 from dinat_ref.outputs import DinatBackboneOutput, DinatImageClassifierOutput, DinatModelOutput
-from dinat_ref.weights import count_parameters, load_state_dict, save_pretrained
+from dinat_ref.weights import count_parameters, expected_shapes, load_state_dict, save_pretrained
 
 __all__ = [
     "DinatModelOutput", "DinatImageClassifierOutput", "DinatBackboneOutput",
@@ -236,7 +236,10 @@ class _NumpyDinat:
         if not isinstance(config, DinatConfig):
             raise TypeError(f"{type(self).__name__}: config must be a DinatConfig, got "
                             f"{type(config).__name__}.")
-        config.validate()
+        try:
+            config.validate()
+        except ValueError as e:
+            raise ValueError(f"{type(self).__name__}: cannot build this config: {e}") from None
         self.dtype = np.dtype(dtype)
         if self.dtype.kind != "f":
             raise ValueError(f"{type(self).__name__}: dtype={self.dtype} must be a float dtype.")
@@ -305,8 +308,6 @@ class _NumpyDinat:
 
 def _initial_value(name: str, config: DinatConfig, kind: str, rng: np.random.Generator) -> np.ndarray:
     """Hugging Face's init of one parameter: weights N(0, initializer_range), biases 0, norms 1."""
-    from dinat_ref.weights import expected_shapes
-
     shape = expected_shapes(config, kind)[name]
     if name.endswith("bias") or name.endswith("rpb"):
         return np.zeros(shape, np.float32)
