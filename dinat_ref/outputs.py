@@ -25,7 +25,8 @@ from collections import OrderedDict
 from dataclasses import dataclass, fields
 from typing import Any
 
-__all__ = ["ModelOutput", "DinatModelOutput", "DinatImageClassifierOutput", "DinatBackboneOutput"]
+__all__ = ["ModelOutput", "DinatModelOutput", "DinatImageClassifierOutput", "DinatBackboneOutput",
+           "register_pytree_nodes"]
 
 
 class ModelOutput(OrderedDict):
@@ -130,3 +131,23 @@ class DinatBackboneOutput(ModelOutput):
     feature_maps: tuple | None = None
     hidden_states: tuple | None = None
     attentions: tuple | None = None
+
+
+def register_pytree_nodes() -> None:
+    """Make torch's pytree see inside the outputs (as ``transformers`` does for its own).
+
+    ``DistributedDataParallel(find_unused_parameters=True)``, ``torch.compile`` and
+    ``torch.export`` flatten a module's output with ``torch.utils._pytree``; unregistered, a
+    dict subclass is one opaque leaf. Called by :mod:`dinat_ref.torch.model`; idempotent.
+    """
+    from torch.utils import _pytree
+
+    for cls in (DinatModelOutput, DinatImageClassifierOutput, DinatBackboneOutput):
+        if cls in _pytree.SUPPORTED_NODES:
+            continue
+        _pytree.register_pytree_node(
+            cls,
+            lambda out: (list(out.values()), list(out.keys())),
+            lambda values, keys, cls=cls: cls(**dict(zip(keys, values, strict=True))),
+            serialized_type_name=f"{cls.__module__}.{cls.__name__}",
+        )

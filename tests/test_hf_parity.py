@@ -562,3 +562,15 @@ def test_numpy_outputs_follow_the_same_rules():
     assert isinstance(bb(x, return_dict=False), tuple)
     assert model.main_input_name == "pixel_values" and model.num_labels == NUM_LABELS
     assert model.num_parameters() == sum(v.size for v in model.params.values())
+
+
+def test_outputs_are_torch_pytree_nodes():
+    """As transformers' ModelOutput: torch's pytree (DDP, compile, export) sees the tensors inside."""
+    from dinat_ref.outputs import DinatImageClassifierOutput
+
+    out = DinatImageClassifierOutput(loss=torch.tensor(1.0), logits=torch.ones(2, 3))
+    leaves, spec = torch.utils._pytree.tree_flatten(out)
+    assert len(leaves) == 2 and leaves[1] is out.logits
+    again = torch.utils._pytree.tree_unflatten([x * 2 for x in leaves], spec)
+    assert isinstance(again, DinatImageClassifierOutput) and list(again.keys()) == ["loss", "logits"]
+    assert float(again.loss) == 2.0

@@ -54,9 +54,16 @@ from dinat_ref.modeling_utils import (
     plan_load,
     problem_type,
 )
-from dinat_ref.outputs import DinatBackboneOutput, DinatImageClassifierOutput, DinatModelOutput
+from dinat_ref.outputs import (
+    DinatBackboneOutput,
+    DinatImageClassifierOutput,
+    DinatModelOutput,
+    register_pytree_nodes,
+)
 from dinat_ref.torch.functional import BACKENDS, na2d, na2d_av, na2d_qk
 from dinat_ref.weights import backbone_channels, load_state_dict, save_pretrained
+
+register_pytree_nodes()  # DDP(find_unused_parameters=True), torch.compile and export see inside outputs
 
 __all__ = [
     "DinatPreTrainedModel", "DinatModel", "DinatForImageClassification", "DinatBackbone",
