@@ -138,8 +138,12 @@ def problem_type(config: DinatConfig, labels_are_long_or_int: bool) -> str:
     return config.problem_type
 
 
-def check_class_labels(labels: np.ndarray, num_labels: int, where: str) -> None:
-    """Class indices must be in ``0..num_labels-1`` or :data:`IGNORE_INDEX` (-100, skipped)."""
+def check_class_labels(labels: np.ndarray, num_labels: int, where: str, integer: bool = True) -> None:
+    """Class indices must be integers in ``0..num_labels-1`` or :data:`IGNORE_INDEX` (-100, skipped)."""
+    if not integer:
+        raise TypeError(f"{where}: problem_type='single_label_classification' needs integer class indices "
+                        f"as labels, got {labels.dtype} labels (floats are for regression or "
+                        f"multi_label_classification).")
     bad = labels[(labels != IGNORE_INDEX) & ((labels < 0) | (labels >= num_labels))]
     if bad.size:
         raise ValueError(f"{where}: labels contain {int(bad.reshape(-1)[0])}, outside 0..{num_labels - 1} "

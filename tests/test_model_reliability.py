@@ -66,6 +66,14 @@ def test_out_of_range_labels_raise_naming_label_and_num_labels(bad):
         dt.DinatForImageClassification(CFG)(torch.from_numpy(_x()), labels=torch.from_numpy(labels))
 
 
+def test_float_labels_for_single_label_classification_are_refused_not_truncated():
+    cfg = dataclasses.replace(CFG, problem_type="single_label_classification")
+    with pytest.raises(TypeError, match="needs integer class indices"):
+        _np_clf(cfg)(_x(), labels=np.array([0.0, 1.7, 2.0]))
+    with pytest.raises(TypeError, match="needs integer class indices"):
+        dt.DinatForImageClassification(cfg)(torch.from_numpy(_x()), labels=torch.tensor([0.0, 1.7, 2.0]))
+
+
 # ----------------------------------------------------------------------------------------
 # Saves: all or nothing
 # ----------------------------------------------------------------------------------------

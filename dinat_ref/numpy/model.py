@@ -204,8 +204,7 @@ def model_forward(p: _Params, config: DinatConfig, pixel_values: np.ndarray, fla
     x = embeddings(p.sub("embeddings"), pixel_values)  # (B, H/4, W/4, E)
     enc = encoder(p.sub("encoder"), x, config, flags.output_attentions)
     x = layer_norm(enc.last, p["layernorm.weight"], p["layernorm.bias"], config.layer_norm_eps)
-    pooled = x.mean(axis=(1, 2)) if x.shape[0] else np.zeros((0, x.shape[-1]), x.dtype)  # (B, C)
-    return model_output(x, pooled, enc, flags._replace(return_dict=True))
+    return model_output(x, x.mean(axis=(1, 2)), enc, flags._replace(return_dict=True))  # pooled (B, C)
 
 
 def _check_pixels(pixel_values: Any, config: DinatConfig, dtype: np.dtype, where: str) -> np.ndarray:
@@ -382,7 +381,7 @@ def classification_loss(logits: np.ndarray, labels: np.ndarray, config: DinatCon
         return np.mean(diff**2)
     if kind == "single_label_classification":
         y = labels.reshape(-1)
-        check_class_labels(y, n, "DinatForImageClassification")
+        check_class_labels(y, n, "DinatForImageClassification", integer=np.issubdtype(y.dtype, np.integer))
         z = logits.reshape(-1, n)
         z = z - z.max(axis=-1, keepdims=True)
         logp = z - np.log(np.exp(z).sum(axis=-1, keepdims=True))  # (B, num_labels)

@@ -572,7 +572,8 @@ def classification_loss(logits: torch.Tensor, labels: torch.Tensor, config: Dina
         return F.mse_loss(logits.squeeze(), y.squeeze()) if n == 1 else F.mse_loss(logits, y)
     if kind == "single_label_classification":
         y = labels.reshape(-1)
-        check_class_labels(y.detach().cpu().numpy(), n, "DinatForImageClassification")
+        check_class_labels(y.detach().cpu().numpy(), n, "DinatForImageClassification",
+                           integer=not y.is_floating_point())
         return F.cross_entropy(logits.reshape(-1, n), y.long(), ignore_index=IGNORE_INDEX)
     return F.binary_cross_entropy_with_logits(logits, labels.to(logits.dtype))
 
