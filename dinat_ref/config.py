@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import inspect
 import json
 import logging
 import math
@@ -618,6 +619,19 @@ class DinatConfig:
 
         os.makedirs(directory, exist_ok=True)
         atomic_write_text(os.path.join(directory, "config.json"), self.to_json_string())
+
+
+def _signature() -> inspect.Signature:
+    """``DinatConfig(patch_size=4, ..., **kwargs)``: the fields, for help() and the docs."""
+    params = []
+    for f in fields(DinatConfig):
+        default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+        params.append(inspect.Parameter(f.name, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=default,
+                                        annotation=f.type))
+    return inspect.Signature([*params, inspect.Parameter("kwargs", inspect.Parameter.VAR_KEYWORD)])
+
+
+DinatConfig.__signature__ = _signature()
 
 
 def _default_labels(n: int) -> dict[int, str]:
