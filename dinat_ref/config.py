@@ -250,6 +250,10 @@ class DinatConfig:
                 extra[k] = given.pop(k)
         for k in _DERIVED_KEYS:
             extra.pop(k, None)
+        if given.get("num_labels") is None:  # transformers writes no num_labels: id2label decides
+            given.pop("num_labels", None)
+            if isinstance(given.get("id2label"), dict):
+                given["num_labels"] = len(given["id2label"])
         object.__setattr__(self, "_ready", False)
         for f in fields(self):
             if f.name in given:

@@ -468,6 +468,16 @@ def test_config_round_trips_through_transformers(tmp_path):
             assert a.label2id == b.label2id
     with pytest.raises(ValueError):
         transformers.DinatConfig(out_features=["stage1"], out_indices=[2])
+    # directories: transformers reads our config.json, and we read a config.json it writes
+    DinatForImageClassification(ours).save_pretrained(tmp_path / "ours")
+    read = transformers.DinatConfig.from_pretrained(tmp_path / "ours")
+    assert (read.id2label, read.dilations, read.architectures) == (
+        ours.id2label, ours.dilations, ["DinatForImageClassification"])
+    read.num_labels = 3
+    read.save_pretrained(tmp_path / "ours")  # overwrites config.json only
+    model = DinatForImageClassification.from_pretrained(tmp_path / "ours", ignore_mismatched_sizes=True)
+    assert model.config.id2label == {0: "LABEL_0", 1: "LABEL_1", 2: "LABEL_2"}
+    assert model.classifier.out_features == 3
     # configs transformers accepts (no model can be built from them) construct here too
     for kwargs in (dict(patch_size=2), dict(num_heads=[3, 4, 8, 16]), dict(depths=[2, 2]),
                    dict(hidden_act="relu"), dict(dilations=[[1, 8, 1]])):
