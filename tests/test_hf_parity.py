@@ -334,6 +334,9 @@ def test_trunk_only_checkpoint_into_a_classifier_initialises_and_names_the_head(
     assert clf.config.id2label == labels and clf.config.label2id["owl"] == 2
     torch.testing.assert_close(clf.dinat.layernorm.weight, trunk.layernorm.weight)
     assert clf.classifier.weight.std().item() == pytest.approx(0.02, rel=0.5)
+    _, info = DinatForImageClassification.from_pretrained(tmp_path, num_labels=3, output_loading_info=True)
+    assert info["missing_keys"] == ["classifier.weight", "classifier.bias"]
+    assert info["unexpected_keys"] == info["mismatched_keys"] == []
     # NumPy: the same rule
     caplog.clear()
     with caplog.at_level(logging.WARNING, logger="dinat_ref"):

@@ -425,7 +425,8 @@ class DinatPreTrainedModel(nn.Module):
     def from_pretrained(cls, path: str | os.PathLike | None = None, *args: Any,
                         config: DinatConfig | None = None, state_dict: dict[str, Any] | None = None,
                         dtype: Any = None, torch_dtype: Any = None, backend: str = "auto",
-                        ignore_mismatched_sizes: bool = False, **config_overrides: Any):
+                        ignore_mismatched_sizes: bool = False, output_loading_info: bool = False,
+                        **config_overrides: Any):
         """Load a Hugging Face model directory: ``config.json`` + ``model.safetensors`` (or a
         sharded index, or ``pytorch_model.bin`` read with ``weights_only=True``).
 
@@ -439,6 +440,9 @@ class DinatPreTrainedModel(nn.Module):
             backend: neighborhood-attention backend ("auto", "torch", "flex", "natten").
             ignore_mismatched_sizes: re-initialise (and report) keys whose shape differs, e.g.
                 a 1000-class head loaded into a 10-class model.
+            output_loading_info: also return ``transformers``' loading report, a dict with
+                ``missing_keys`` (newly initialised), ``unexpected_keys`` (dropped),
+                ``mismatched_keys`` and ``error_msgs``.
             **config_overrides: config attributes to set first: ``num_labels=``, ``id2label=``,
                 ``label2id=``, ``problem_type=``, ...
 
@@ -476,6 +480,9 @@ class DinatPreTrainedModel(nn.Module):
             model.load_state_dict(tensors, strict=True, assign=True)
         if dtype not in (None, "auto"):
             model = model.to(dtype)
+        if output_loading_info:
+            return model.eval(), {"missing_keys": plan.new_keys, "unexpected_keys": plan.dropped,
+                                  "mismatched_keys": plan.mismatched, "error_msgs": []}
         return model.eval()
 
     def load_checkpoint(self, state_dict: dict[str, Any], assign: bool = False) -> None:
