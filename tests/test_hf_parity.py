@@ -587,3 +587,21 @@ def test_outputs_are_torch_pytree_nodes():
     again = torch.utils._pytree.tree_unflatten([x * 2 for x in leaves], spec)
     assert isinstance(again, DinatImageClassifierOutput) and list(again.keys()) == ["loss", "logits"]
     assert float(again.loss) == 2.0
+
+
+def test_torch_export_gives_the_same_outputs():
+    """transformers' DiNAT test sets test_torch_exportable: export the classifier, compare."""
+    model = DinatForImageClassification(get_config()).eval()
+    x = pixels()
+    with torch.no_grad():
+        ref = model(x)  # eager first
+        exported = torch.export.export(model, (x,)).module()(x)
+    assert type(exported) is type(ref) and list(exported.keys()) == ["logits"]
+    torch.testing.assert_close(exported["logits"], ref.logits, rtol=1e-5, atol=1e-6)
+
+
+def test_gradient_checkpointing_with_reentrant_checkpoints():
+    model = DinatForImageClassification(get_config(drop_path_rate=0.0)).train()
+    model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": True})
+    model(pixels(), labels=torch.tensor([1, 2])).loss.backward()
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in model.parameters())
