@@ -27,11 +27,11 @@ import numpy as np
 from dinat_ref.config import DinatConfig
 from dinat_ref.outputs import DinatBackboneOutput, DinatImageClassifierOutput, DinatModelOutput
 from dinat_ref.weights import (
-    StateDictError,
     adapt_state_dict,
     backbone_channels,
     expected_shapes,
     find_weights_file,
+    mismatch_error,
 )
 
 __all__ = [
@@ -249,8 +249,9 @@ def plan_load(state_dict: Mapping[str, Any], config: DinatConfig, kind: str, whe
     head missing from the checkpoint (a trunk-only checkpoint into a classifier) is newly
     initialised; a head in the checkpoint that the model lacks (``num_labels=0``) is dropped;
     with ``ignore_mismatched_sizes=True`` a key of another shape is re-initialised. Anything
-    else (a missing or unexpected trunk key, a mis-shaped key) raises :class:`StateDictError`
-    before anything is loaded: nothing is ever half-loaded silently.
+    else (a missing or unexpected trunk key, a mis-shaped key) raises
+    :class:`dinat_ref.weights.StateDictError` before anything is loaded: nothing is ever
+    half-loaded silently.
 
     Args:
         state_dict: the checkpoint, with Hugging Face names.
@@ -278,18 +279,10 @@ def plan_load(state_dict: Mapping[str, Any], config: DinatConfig, kind: str, whe
         if k not in expected:
             (plan.dropped if _is_head(k) else unexpected).append(k)
     if missing or unexpected or misshaped:
-        missing += plan.new_keys  # nothing loads, so name the head too
-        parts = []
-        if missing:
-            parts.append(f"{len(missing)} missing key(s): {', '.join(missing)}")
-        if unexpected:
-            parts.append(f"{len(unexpected)} unexpected key(s): {', '.join(unexpected)}")
-        if misshaped:
-            parts.append(f"{len(misshaped)} mis-shaped key(s): {'; '.join(misshaped)}"
-                         + (" (pass ignore_mismatched_sizes=True to re-initialise them)"
-                            if all(m.startswith("classifier.") for m in misshaped) else ""))
-        raise StateDictError(f"{where}: the checkpoint does not match the model; nothing was loaded. "
-                             + ". ".join(parts) + ".")
+        hint = (" (pass ignore_mismatched_sizes=True to re-initialise them)"
+                if misshaped and all(m.startswith("classifier.") for m in misshaped) else "")
+        # nothing loads, so the missing head is named too
+        raise mismatch_error(where, missing + plan.new_keys, unexpected, misshaped, hint)
     return plan
 
 

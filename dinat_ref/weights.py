@@ -29,9 +29,10 @@ import numpy as np
 from dinat_ref.config import PRESETS, DinatConfig
 
 __all__ = [
-    "MODEL_KINDS", "StateDictError", "expected_shapes", "count_parameters", "check_state_dict",
-    "adapt_state_dict", "load_state_dict", "save_state_dict", "save_pretrained", "find_weights_file",
-    "random_state_dict", "convert_shi_labs", "infer_shi_labs_config", "load_shi_labs_checkpoint",
+    "MODEL_KINDS", "StateDictError", "mismatch_error", "expected_shapes", "count_parameters",
+    "check_state_dict", "adapt_state_dict", "load_state_dict", "save_state_dict", "save_pretrained",
+    "find_weights_file", "random_state_dict", "convert_shi_labs", "infer_shi_labs_config",
+    "load_shi_labs_checkpoint",
 ]
 
 # "classification": DinatForImageClassification ("dinat." prefix + "classifier.");
@@ -142,6 +143,20 @@ def _shape(a: Any) -> tuple[int, ...]:
     return tuple(int(n) for n in a.shape)
 
 
+def mismatch_error(where: str, missing: list[str], unexpected: list[str], misshaped: list[str],
+                   hint: str = "") -> StateDictError:
+    """The one error naming every missing, unexpected and mis-shaped (``"name: shapes"``) key."""
+    parts = []
+    if missing:
+        parts.append(f"{len(missing)} missing key(s): {', '.join(missing)}")
+    if unexpected:
+        parts.append(f"{len(unexpected)} unexpected key(s): {', '.join(unexpected)}")
+    if misshaped:
+        parts.append(f"{len(misshaped)} mis-shaped key(s): {'; '.join(misshaped)}{hint}")
+    return StateDictError(f"{where}: the checkpoint does not match the model; nothing was loaded. "
+                          + ". ".join(parts) + ".")
+
+
 def check_state_dict(state_dict: Mapping[str, Any], expected: Mapping[str, tuple[int, ...]],
                      where: str = "load") -> None:
     """Raise :class:`StateDictError` naming every missing, unexpected and mis-shaped key."""
@@ -149,17 +164,8 @@ def check_state_dict(state_dict: Mapping[str, Any], expected: Mapping[str, tuple
     unexpected = [k for k in state_dict if k not in expected]
     misshaped = [f"{k}: checkpoint {_shape(state_dict[k])} vs model {tuple(expected[k])}"
                  for k in expected if k in state_dict and _shape(state_dict[k]) != tuple(expected[k])]
-    if not (missing or unexpected or misshaped):
-        return
-    parts = []
-    if missing:
-        parts.append(f"{len(missing)} missing key(s): {', '.join(missing)}")
-    if unexpected:
-        parts.append(f"{len(unexpected)} unexpected key(s): {', '.join(unexpected)}")
-    if misshaped:
-        parts.append(f"{len(misshaped)} mis-shaped key(s): {'; '.join(misshaped)}")
-    raise StateDictError(f"{where}: the checkpoint does not match the model; nothing was loaded. "
-                         + ". ".join(parts) + ".")
+    if missing or unexpected or misshaped:
+        raise mismatch_error(where, missing, unexpected, misshaped)
 
 
 def adapt_state_dict(state_dict: Mapping[str, Any], config: DinatConfig, model: str) -> dict[str, Any]:
