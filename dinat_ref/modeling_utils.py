@@ -31,13 +31,14 @@ from dinat_ref.weights import (
     backbone_channels,
     expected_shapes,
     find_weights_file,
+    load_state_dict,
     mismatch_error,
 )
 
 __all__ = [
     "IGNORE_INDEX", "EncoderResult", "OutputFlags", "output_flags", "model_output", "classifier_output",
     "backbone_output", "problem_type", "check_class_labels", "BackboneInfo", "LoadPlan", "plan_load",
-    "check_model_directory", "apply_config_overrides",
+    "check_model_directory", "apply_config_overrides", "prepare_load",
 ]
 
 logger = logging.getLogger("dinat_ref")
@@ -284,6 +285,31 @@ def plan_load(state_dict: Mapping[str, Any], config: DinatConfig, kind: str, whe
         # nothing loads, so the missing head is named too
         raise mismatch_error(where, missing + plan.new_keys, unexpected, misshaped, hint)
     return plan
+
+
+def prepare_load(where: str, kind: str, framework: str, path: str | os.PathLike | None,
+                 config: DinatConfig | None, state_dict: Mapping[str, Any] | None,
+                 overrides: Mapping[str, Any], ignore_mismatched_sizes: bool) -> tuple[DinatConfig, LoadPlan]:
+    """The part of ``from_pretrained`` both models share: paths, config, weights, the plan.
+
+    Checks the directory, reads ``config.json`` (unless ``config`` is given) and applies the
+    overrides to a copy, reads the weights (unless ``state_dict`` is given) for ``framework``
+    ("numpy" or "torch"), decides what loads (:func:`plan_load`) and logs what is initialised.
+
+    Returns:
+        (the config to build the model from, the loading plan).
+    """
+    if path is not None:
+        check_model_directory(path, where, need_weights=state_dict is None, need_config=config is None)
+    elif config is None or state_dict is None:
+        raise ValueError(f"{where}.from_pretrained: give a model directory, or both config= and "
+                         f"state_dict=.")
+    config = DinatConfig.from_pretrained(path) if config is None else config
+    config = apply_config_overrides(config, overrides, where)
+    sd = load_state_dict(path, framework) if state_dict is None else state_dict
+    plan = plan_load(sd, config, kind, where, ignore_mismatched_sizes)
+    plan.log(where, os.fspath(path) if path is not None else "state_dict")
+    return config, plan
 
 
 def check_model_directory(path: str | os.PathLike, where: str, need_weights: bool, need_config: bool) -> str:

@@ -48,20 +48,19 @@ from dinat_ref.modeling_utils import (
     BackboneInfo,
     EncoderResult,
     OutputFlags,
-    apply_config_overrides,
     backbone_output,
     check_class_labels,
-    check_model_directory,
     classifier_output,
     model_output,
     output_flags,
     plan_load,
+    prepare_load,
     problem_type,
 )
 from dinat_ref.numpy.attention import na2d, na2d_av, na2d_qk
 from dinat_ref.numpy.layers import conv2d, gelu, layer_norm, linear, softmax
 from dinat_ref.outputs import DinatBackboneOutput, DinatImageClassifierOutput, DinatModelOutput
-from dinat_ref.weights import count_parameters, expected_shapes, load_state_dict, save_pretrained
+from dinat_ref.weights import count_parameters, expected_shapes, save_pretrained
 
 __all__ = [
     "DinatModelOutput", "DinatImageClassifierOutput", "DinatBackboneOutput",
@@ -266,17 +265,8 @@ class _NumpyDinat:
         A classifier head missing from the checkpoint is initialised (N(0, initializer_range),
         bias 0, seeded) and a warning names it; any other mismatch raises, loading nothing.
         """
-        where = cls.__name__
-        if path is not None:
-            check_model_directory(path, where, need_weights=state_dict is None, need_config=config is None)
-        elif config is None or state_dict is None:
-            raise ValueError(f"{where}.from_pretrained: give a model directory, or both config= and "
-                             f"state_dict=.")
-        config = DinatConfig.from_pretrained(path) if config is None else config
-        config = apply_config_overrides(config, config_overrides, where)
-        sd = load_state_dict(path, "numpy") if state_dict is None else state_dict
-        plan = plan_load(sd, config, cls.kind, where, ignore_mismatched_sizes)
-        plan.log(where, os.fspath(path) if path is not None else "state_dict")
+        config, plan = prepare_load(cls.__name__, cls.kind, "numpy", path, config, state_dict,
+                                    config_overrides, ignore_mismatched_sizes)
         rng = np.random.default_rng(0)
         for name in plan.initialised:
             plan.state_dict[name] = _initial_value(name, config, cls.kind, rng)

@@ -44,14 +44,13 @@ from dinat_ref.modeling_utils import (
     IGNORE_INDEX,
     BackboneInfo,
     EncoderResult,
-    apply_config_overrides,
     backbone_output,
     check_class_labels,
-    check_model_directory,
     classifier_output,
     model_output,
     output_flags,
     plan_load,
+    prepare_load,
     problem_type,
 )
 from dinat_ref.outputs import (
@@ -61,7 +60,7 @@ from dinat_ref.outputs import (
     register_pytree_nodes,
 )
 from dinat_ref.torch.functional import BACKENDS, na2d, na2d_av, na2d_qk
-from dinat_ref.weights import backbone_channels, load_state_dict, save_pretrained
+from dinat_ref.weights import backbone_channels, save_pretrained
 
 register_pytree_nodes()  # DDP(find_unused_parameters=True), torch.compile and export see inside outputs
 
@@ -456,16 +455,8 @@ class DinatPreTrainedModel(nn.Module):
             raise TypeError(f"{where}.from_pretrained takes the path positionally, everything else by "
                             f"keyword (got {len(args)} more positional argument(s)).")
         dtype = _torch_dtype(dtype if dtype is not None else torch_dtype, where)
-        if path is not None:
-            check_model_directory(path, where, need_weights=state_dict is None, need_config=config is None)
-        elif config is None or state_dict is None:
-            raise ValueError(f"{where}.from_pretrained: give a model directory, or both config= and "
-                             f"state_dict=.")
-        config = DinatConfig.from_pretrained(path) if config is None else config
-        config = apply_config_overrides(config, config_overrides, where)
-        sd = load_state_dict(path, "torch") if state_dict is None else state_dict
-        plan = plan_load(sd, config, cls.kind, where, ignore_mismatched_sizes)
-        plan.log(where, os.fspath(path) if path is not None else "state_dict")
+        config, plan = prepare_load(where, cls.kind, "torch", path, config, state_dict, config_overrides,
+                                    ignore_mismatched_sizes)
         tensors = {k: (v if isinstance(v, torch.Tensor) else torch.as_tensor(np.asarray(v)))
                    for k, v in plan.state_dict.items()}
         if plan.initialised:  # build for real (HF's init), then overwrite what the checkpoint has
