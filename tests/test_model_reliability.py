@@ -113,6 +113,30 @@ def test_a_failed_save_leaves_the_previous_checkpoint_exactly_as_it_was(tmp_path
     assert _snapshot(tmp_path) == before  # same files, same bytes, no temporary files left
 
 
+def test_a_rename_failing_midway_puts_the_first_file_back(tmp_path, monkeypatch):
+    """The weights are renamed into place, then the config's rename fails: both are restored."""
+    import dinat_ref.atomic as atomic
+
+    (tmp_path / "model.safetensors").write_bytes(b"old weights")
+    (tmp_path / "config.json").write_text("old config")
+    before = _snapshot(tmp_path)
+    real_replace, failed = os.replace, []
+
+    def replace(src, dst):  # the new config's rename fails, once
+        if str(dst).endswith("config.json") and ".tmp" in str(src) and not failed:
+            failed.append(src)
+            raise OSError("rename failed")
+        real_replace(src, dst)
+
+    monkeypatch.setattr(atomic.os, "replace", replace)
+    with pytest.raises(OSError, match="rename failed"):
+        with atomic.atomic_files(tmp_path) as stage:
+            for name, text in (("model.safetensors", "new weights"), ("config.json", "new config")):
+                with open(stage(name), "w") as fh:
+                    fh.write(text)
+    assert _snapshot(tmp_path) == before
+
+
 def test_a_failed_convert_leaves_the_output_directory_as_it_was(tmp_path, monkeypatch, capsys):
     from test_weights import _shi_labs_checkpoint  # a small SHI-Labs-layout classifier
 
