@@ -3,99 +3,143 @@
 Dilated Neighborhood Attention Transformer (DiNAT), Hassani & Shi, 2022,
 https://arxiv.org/abs/2209.15001. Field names and defaults are Hugging Face
 ``transformers``' ``DinatConfig``, so a ``config.json`` written by either loads in the other.
-Unknown ``config.json`` keys (``architectures``, ``torch_dtype``, ...) are kept in
-:attr:`DinatConfig.extra` and written back, never an error.
+Any other keyword or ``config.json`` key (``image_size``, ``patch_norm``, ``architectures``,
+``torch_dtype``, ...) is kept in :attr:`DinatConfig.extra`, readable as an attribute
+(``config.image_size``) and written back, never an error.
 
 Only ``patch_size=4`` exists: the patch embedding is two 3x3 stride-2 convolutions
 (4x downsampling), as in the paper and in Hugging Face.
 
-Presets (ImageNet-1K top-1 / params / FLOPs as reported by the DiNAT paper and the
-SHI-Labs model zoo; FLOPs are multiply-accumulates, "2.7G" = 2.7 GMACs)::
-
-    name             resolution  kernel  top-1   params  FLOPs   pre-training
-    mini             224         7x7     81.8%   20M     2.7G    -
-    tiny             224         7x7     82.7%   28M     4.3G    -
-    small            224         7x7     83.8%   51M     7.8G    -
-    base             224         7x7     84.4%   90M     13.7G   -
-    large            224         7x7     86.5%   200M    30.6G   ImageNet-22K
-    large-384        384         7x7     87.2%   200M    89.7G   ImageNet-22K
-    large-11x11-384  384         11x11   87.3%   200M    92.4G   ImageNet-22K
-
-``base`` uses layer scale 1e-5; ``large-384`` spreads its dilations for the 96x96 grid
-(``[[1,13,1],[1,6,1,6],[1,3]*9,[1]*5]``); ``large-11x11-384`` keeps the 224 dilations
-with an 11x11 kernel. Example::
+Presets are one table, :data:`PRESET_TABLE` (the SHI-Labs model zoo, ImageNet-1K top-1,
+params and FLOPs as reported by the DiNAT paper; FLOPs are multiply-accumulates, "2.7G" =
+2.7 GMACs). Dilations are not listed: every preset uses the paper's rule, the largest
+dilation whose window fits the stage's grid at the preset's resolution, on every other
+layer (``1, d, 1, d, ...`` with ``d = max(1, (resolution / 4 / 2**stage) // kernel_size)``),
+e.g. ``[[1, 8, 1], [1, 4, 1, 4], [1, 2, 1, 2, 1, 2], [1] * 5]`` for mini at 224. Example::
 
     cfg = DinatConfig.from_preset("mini")
     cfg = DinatConfig(embed_dim=32, depths=[2, 2], num_heads=[2, 4], dilations=[[1, 2], [1, 1]])
     cfg.to_json_file("config.json"); DinatConfig.from_json_file("config.json") == cfg
+
+The presets (generated from :data:`PRESET_TABLE`)::
+
 """
 
 from __future__ import annotations
 
 import copy
+import dataclasses
+import inspect
 import json
+import logging
+import math
 import operator
 import os
 from dataclasses import dataclass, field, fields
-from typing import Any
+from typing import Any, NamedTuple
 
-__all__ = ["DinatConfig", "PRESETS", "PRESET_RESULTS", "preset_names"]
+__all__ = ["DinatConfig", "PRESETS", "PRESET_RESULTS", "PRESET_TABLE", "Preset", "preset_names",
+           "paper_dilations"]
 
-_DEFAULT_DILATIONS = [[1, 8, 1], [1, 4, 1, 4], [1, 2, 1, 2, 1, 2], [1, 1, 1, 1, 1]]
+logger = logging.getLogger("dinat_ref")
+
 _SUPPORTED_ACTIVATIONS = ("gelu",)
-# Keys Hugging Face writes that we derive ourselves; read and ignored, written fresh.
-_DERIVED_KEYS = ("num_layers", "hidden_size", "stage_names", "model_type", "id2label", "label2id",
-                 "num_labels")
+_PROBLEM_TYPES = ("regression", "single_label_classification", "multi_label_classification")
+# Keys Hugging Face writes that we derive ourselves: read and ignored, written fresh.
+_DERIVED_KEYS = ("num_layers", "hidden_size", "stage_names", "model_type")
 
 
-def _stage4_dilations(depth: int, every_other: int) -> list[int]:
-    return [1 if i % 2 == 0 else every_other for i in range(depth)]
+# ----------------------------------------------------------------------------------------
+# Presets: one table
+# ----------------------------------------------------------------------------------------
+
+def paper_dilations(depths: list[int], kernel_size: int, resolution: int) -> list[list[int]]:
+    """The DiNAT paper's dilations: ``1, d, 1, d, ...`` per stage, ``d`` the largest that fits.
+
+    Stage ``i`` has ``resolution / 4 / 2**i`` tokens per axis; a window of ``kernel_size``
+    keys dilated by ``d`` spans ``kernel_size * d`` of them, so ``d = tokens // kernel_size``.
+    """
+    dilations = []
+    for i, depth in enumerate(depths):
+        d = max(1, (resolution // 4 // 2**i) // kernel_size)
+        dilations.append([1 if j % 2 == 0 else d for j in range(depth)])
+    return dilations
 
 
-# Name -> DinatConfig keyword arguments (SHI-Labs classification/dinat.py).
-PRESETS: dict[str, dict[str, Any]] = {
-    "mini": dict(embed_dim=64, depths=[3, 4, 6, 5], num_heads=[2, 4, 8, 16], mlp_ratio=3.0,
-                 drop_path_rate=0.2, kernel_size=7,
-                 dilations=[[1, 8, 1], [1, 4, 1, 4], [1, 2, 1, 2, 1, 2], [1] * 5]),
-    "tiny": dict(embed_dim=64, depths=[3, 4, 18, 5], num_heads=[2, 4, 8, 16], mlp_ratio=3.0,
-                 drop_path_rate=0.2, kernel_size=7,
-                 dilations=[[1, 8, 1], [1, 4, 1, 4], _stage4_dilations(18, 2), [1] * 5]),
-    "small": dict(embed_dim=96, depths=[3, 4, 18, 5], num_heads=[3, 6, 12, 24], mlp_ratio=2.0,
-                  drop_path_rate=0.3, kernel_size=7,
-                  dilations=[[1, 8, 1], [1, 4, 1, 4], _stage4_dilations(18, 2), [1] * 5]),
-    "base": dict(embed_dim=128, depths=[3, 4, 18, 5], num_heads=[4, 8, 16, 32], mlp_ratio=2.0,
-                 drop_path_rate=0.5, kernel_size=7, layer_scale_init_value=1e-5,
-                 dilations=[[1, 8, 1], [1, 4, 1, 4], _stage4_dilations(18, 2), [1] * 5]),
-    "large": dict(embed_dim=192, depths=[3, 4, 18, 5], num_heads=[6, 12, 24, 48], mlp_ratio=2.0,
-                  drop_path_rate=0.35, kernel_size=7,
-                  dilations=[[1, 8, 1], [1, 4, 1, 4], _stage4_dilations(18, 2), [1] * 5]),
-    "large-384": dict(embed_dim=192, depths=[3, 4, 18, 5], num_heads=[6, 12, 24, 48], mlp_ratio=2.0,
-                      drop_path_rate=0.35, kernel_size=7,
-                      dilations=[[1, 13, 1], [1, 6, 1, 6], _stage4_dilations(18, 3), [1] * 5]),
-    "large-11x11-384": dict(embed_dim=192, depths=[3, 4, 18, 5], num_heads=[6, 12, 24, 48],
-                            mlp_ratio=2.0, drop_path_rate=0.35, kernel_size=11,
-                            dilations=[[1, 8, 1], [1, 4, 1, 4], _stage4_dilations(18, 2), [1] * 5]),
+class Preset(NamedTuple):
+    """One row of :data:`PRESET_TABLE`: the architecture and what the paper reports for it."""
+
+    embed_dim: int
+    depths: tuple[int, ...]
+    num_heads: tuple[int, ...]
+    mlp_ratio: float
+    drop_path_rate: float
+    kernel_size: int
+    layer_scale_init_value: float
+    resolution: int
+    top1: float
+    params_m: int
+    gmacs: float
+    pretraining: str | None
+
+
+_D4 = (3, 4, 18, 5)
+# name: embed, depths, heads, mlp, drop path, kernel, layer scale,
+#       resolution, top-1, params (M), GMACs, pre-training
+PRESET_TABLE: dict[str, Preset] = {
+    "mini": Preset(64, (3, 4, 6, 5), (2, 4, 8, 16), 3.0, 0.2, 7, 0.0, 224, 81.8, 20, 2.7, None),
+    "tiny": Preset(64, _D4, (2, 4, 8, 16), 3.0, 0.2, 7, 0.0, 224, 82.7, 28, 4.3, None),
+    "small": Preset(96, _D4, (3, 6, 12, 24), 2.0, 0.3, 7, 0.0, 224, 83.8, 51, 7.8, None),
+    "base": Preset(128, _D4, (4, 8, 16, 32), 2.0, 0.5, 7, 1e-5, 224, 84.4, 90, 13.7, None),
+    "large": Preset(192, _D4, (6, 12, 24, 48), 2.0, 0.35, 7, 0.0, 224, 86.5, 200, 30.6, "ImageNet-22K"),
+    "large-384": Preset(192, _D4, (6, 12, 24, 48), 2.0, 0.35, 7, 0.0, 384, 87.2, 200, 89.7, "ImageNet-22K"),
+    "large-11x11-384": Preset(192, _D4, (6, 12, 24, 48), 2.0, 0.35, 11, 0.0, 384, 87.3, 200, 92.4,
+                              "ImageNet-22K"),
 }
-for _kwargs in PRESETS.values():
-    _kwargs["num_labels"] = 1000  # ImageNet-1K heads
 
-# Name -> reported results: resolution, ImageNet-1K top-1 (%), params (M), GMACs, pre-training.
+
+def _preset_kwargs(p: Preset) -> dict[str, Any]:
+    kwargs = dict(embed_dim=p.embed_dim, depths=list(p.depths), num_heads=list(p.num_heads),
+                  mlp_ratio=p.mlp_ratio, drop_path_rate=p.drop_path_rate, kernel_size=p.kernel_size,
+                  dilations=paper_dilations(list(p.depths), p.kernel_size, p.resolution),
+                  num_labels=1000)  # ImageNet-1K heads
+    if p.layer_scale_init_value:
+        kwargs["layer_scale_init_value"] = p.layer_scale_init_value
+    return kwargs
+
+
+# Name -> DinatConfig keyword arguments; name -> reported results (both from PRESET_TABLE).
+PRESETS: dict[str, dict[str, Any]] = {name: _preset_kwargs(p) for name, p in PRESET_TABLE.items()}
 PRESET_RESULTS: dict[str, dict[str, Any]] = {
-    "mini": dict(resolution=224, top1=81.8, params_m=20, gmacs=2.7, pretraining=None),
-    "tiny": dict(resolution=224, top1=82.7, params_m=28, gmacs=4.3, pretraining=None),
-    "small": dict(resolution=224, top1=83.8, params_m=51, gmacs=7.8, pretraining=None),
-    "base": dict(resolution=224, top1=84.4, params_m=90, gmacs=13.7, pretraining=None),
-    "large": dict(resolution=224, top1=86.5, params_m=200, gmacs=30.6, pretraining="ImageNet-22K"),
-    "large-384": dict(resolution=384, top1=87.2, params_m=200, gmacs=89.7, pretraining="ImageNet-22K"),
-    "large-11x11-384": dict(resolution=384, top1=87.3, params_m=200, gmacs=92.4,
-                            pretraining="ImageNet-22K"),
-}
+    name: dict(resolution=p.resolution, top1=p.top1, params_m=p.params_m, gmacs=p.gmacs,
+               pretraining=p.pretraining) for name, p in PRESET_TABLE.items()}
+
+
+def _preset_doc_table() -> str:
+    rows = [("name", "resolution", "kernel", "top-1", "params", "FLOPs", "pre-training")]
+    for name, p in PRESET_TABLE.items():
+        notes = [p.pretraining] if p.pretraining else []
+        if p.layer_scale_init_value:
+            notes.append(f"layer scale {p.layer_scale_init_value:g}")
+        note = ", ".join(notes) or "-"
+        rows.append((name, str(p.resolution), f"{p.kernel_size}x{p.kernel_size}", f"{p.top1}%",
+                     f"{p.params_m}M", f"{p.gmacs}G", note))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return "\n".join("    " + "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
+                     for r in rows) + "\n"
+
+
+__doc__ += _preset_doc_table()
 
 
 def preset_names() -> list[str]:
     """Names accepted by :meth:`DinatConfig.from_preset`."""
-    return list(PRESETS)
+    return list(PRESET_TABLE)
 
+
+# ----------------------------------------------------------------------------------------
+# Argument checks
+# ----------------------------------------------------------------------------------------
 
 def _is_int(x: Any) -> bool:
     if isinstance(x, bool):
@@ -116,7 +160,15 @@ def _int_list(value: Any, name: str) -> list[int]:
     return [int(v) for v in out]
 
 
-@dataclass
+def _number(value: Any, name: str, rule: str, ok) -> float:
+    """A finite real number (not a bool) for which ``ok(value)`` holds, else a ValueError."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
+            or not ok(value):
+        raise ValueError(f"DinatConfig: {name}={value!r} must be a finite number {rule}.")
+    return float(value)
+
+
+@dataclass(init=False)
 class DinatConfig:
     """Hyper-parameters of a DiNAT model (Hugging Face ``DinatConfig`` fields and defaults).
 
@@ -138,11 +190,22 @@ class DinatConfig:
         layer_norm_eps: epsilon of ``layernorm_before/after`` and the final LayerNorm (the
             embedding, downsampler and backbone norms use PyTorch's default 1e-5, as Hugging Face).
         layer_scale_init_value: initial layer scale; 0 means no layer scale parameters.
-        out_features: backbone outputs by stage name ("stem", "stage1", ...).
+        out_features: backbone outputs by stage name ("stem", "stage1", ...); None = last stage.
         out_indices: the same by index into :attr:`stage_names`; give either, or both agreeing.
+            Setting one on an existing config realigns the other, as in Hugging Face.
         num_labels: classifier outputs (Hugging Face default 2; presets 1000); 0 = no classifier.
-        id2label: optional label names, ``{index: name}``.
-        extra: unknown ``config.json`` keys, kept and written back.
+            Setting it on an existing config resets the labels to ``LABEL_i``.
+        id2label: label names, ``{index: name}``; default ``{i: "LABEL_i"}``. When given it
+            decides ``num_labels`` (as in Hugging Face).
+        label2id: ``{name: index}``; default the inverse of ``id2label``.
+        problem_type: the classifier's loss: "regression" (MSE), "single_label_classification"
+            (cross-entropy) or "multi_label_classification" (BCE with logits); None = inferred
+            at the first loss, as Hugging Face does.
+        output_hidden_states: models' default for ``output_hidden_states=None``.
+        output_attentions: models' default for ``output_attentions=None``.
+        return_dict: models' default for ``return_dict=None`` (False: return tuples).
+        extra: every other key (``image_size``, ``architectures``, ...), kept and written back.
+        **kwargs: unknown keywords, stored in ``extra``.
     """
 
     patch_size: int = 4
@@ -165,90 +228,205 @@ class DinatConfig:
     out_indices: list[int] | None = None
     num_labels: int = 2
     id2label: dict[int, str] | None = None
+    label2id: dict[str, int] | None = None
+    problem_type: str | None = None
+    output_hidden_states: bool = False
+    output_attentions: bool = False
+    return_dict: bool = True
     extra: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        names = [f.name for f in fields(self)]
+        if len(args) > len(names) - 1:
+            raise TypeError(f"DinatConfig takes at most {len(names) - 1} positional arguments.")
+        given = dict(zip(names, args, strict=False))
+        for k in list(kwargs):
+            if k in given:
+                raise TypeError(f"DinatConfig got multiple values for argument {k!r}.")
+        given.update(kwargs)
+        extra = dict(given.pop("extra", None) or {})
+        for k in list(given):
+            if k not in names:
+                extra[k] = given.pop(k)
+        for k in _DERIVED_KEYS:
+            extra.pop(k, None)
+        if given.get("num_labels") is None:  # transformers writes no num_labels: id2label decides
+            given.pop("num_labels", None)
+            if isinstance(given.get("id2label"), dict):
+                given["num_labels"] = len(given["id2label"])
+        object.__setattr__(self, "_ready", False)
+        for f in fields(self):
+            if f.name in given:
+                value = given[f.name]
+            elif f.default_factory is not dataclasses.MISSING:
+                value = f.default_factory()
+            else:
+                value = f.default
+            object.__setattr__(self, f.name, value)
+        object.__setattr__(self, "extra", extra)
+        self.__post_init__()
+        object.__setattr__(self, "_ready", True)
 
     # ------------------------------------------------------------------ validation
     def __post_init__(self) -> None:
-        where = "DinatConfig"
+        # Types and ranges, checked at construction (as transformers' own checks are).
+        self._check_types()
+        self._check_numbers()
+        self._check_flags()
+        self._check_labels()
+        self._align_out_features()
+
+    def validate(self) -> None:
+        """Check that a model can be built from this config (models call this when built).
+
+        Construction checks each value's type and range; whether the values fit together
+        (``num_heads`` dividing each stage's channels, one dilation per layer, ...) is checked
+        here, as ``transformers`` accepts such a config and fails only when the model is built.
+        Fields set one by one after construction are checked again too.
+
+        Raises:
+            ValueError: naming the field, its value and the rule.
+        """
+        object.__setattr__(self, "_ready", False)
+        try:
+            self.__post_init__()
+            self._check_architecture()
+        finally:
+            object.__setattr__(self, "_ready", True)
+
+    def _check_types(self) -> None:
         ps = self.patch_size
         if isinstance(ps, (list, tuple)) and len(ps) == 2 and ps[0] == ps[1]:
-            ps = ps[0]
-        if not _is_int(ps) or int(ps) != 4:
-            raise ValueError(f"{where}: patch_size={self.patch_size!r} is not supported; DiNAT's patch "
-                             f"embedding is two 3x3 stride-2 convolutions, so patch_size must be 4.")
-        self.patch_size = 4
-        for name in ("num_channels", "embed_dim", "kernel_size"):
+            self.patch_size = ps = ps[0]
+        if not _is_int(ps):
+            raise ValueError(f"DinatConfig: patch_size={ps!r} must be an integer (DiNAT supports 4).")
+        for name in ("patch_size", "num_channels", "embed_dim", "kernel_size"):
             v = getattr(self, name)
             if not _is_int(v) or int(v) < 1:
-                raise ValueError(f"{where}: {name}={v!r} must be a positive integer.")
+                raise ValueError(f"DinatConfig: {name}={v!r} must be a positive integer.")
             setattr(self, name, int(v))
-        if self.kernel_size < 2:
-            raise ValueError(f"{where}: kernel_size={self.kernel_size} must be >= 2.")
-        if self.embed_dim < 2:
-            raise ValueError(f"{where}: embed_dim={self.embed_dim} must be >= 2 (the first "
-                             f"convolution has embed_dim // 2 channels).")
         self.depths = _int_list(self.depths, "depths")
         self.num_heads = _int_list(self.num_heads, "num_heads")
+        if self.dilations is None:
+            self.dilations = paper_dilations([3, 4, 6, 5], 7, 224)  # Hugging Face's default
+        if isinstance(self.dilations, (str, bytes)) or not hasattr(self.dilations, "__iter__"):
+            raise ValueError(f"DinatConfig: dilations={self.dilations!r} must be a list of lists of "
+                             f"integers.")
+        self.dilations = [_int_list(d, f"dilations[{i}]") for i, d in enumerate(self.dilations)]
+        if not isinstance(self.hidden_act, str):
+            raise ValueError(f"DinatConfig: hidden_act={self.hidden_act!r} must be a string (\"gelu\").")
+
+    def _check_architecture(self) -> None:
+        """Do the values fit together into a network? (See :meth:`validate`.)"""
+        if self.patch_size != 4:
+            raise ValueError(f"DinatConfig: patch_size={self.patch_size!r} is not supported; DiNAT's patch "
+                             f"embedding is two 3x3 stride-2 convolutions, so patch_size must be 4.")
+        if self.kernel_size < 2:
+            raise ValueError(f"DinatConfig: kernel_size={self.kernel_size} must be >= 2.")
+        if self.embed_dim < 2:
+            raise ValueError(f"DinatConfig: embed_dim={self.embed_dim} must be >= 2 (the first "
+                             f"convolution has embed_dim // 2 channels).")
+        if int(self.mlp_ratio * self.embed_dim) < 1:
+            raise ValueError(f"DinatConfig: mlp_ratio={self.mlp_ratio} gives an MLP of "
+                             f"int(mlp_ratio * embed_dim) = 0 channels; it needs at least 1.")
+        if self.hidden_act not in _SUPPORTED_ACTIVATIONS:
+            raise ValueError(f"DinatConfig: hidden_act={self.hidden_act!r} is not supported; use one of "
+                             f"{list(_SUPPORTED_ACTIVATIONS)} (exact erf GELU, as DiNAT).")
+        self._check_stages()
+        self._check_dilations()
+
+    def _check_stages(self) -> None:
         if not self.depths or any(d < 1 for d in self.depths):
-            raise ValueError(f"{where}: depths={self.depths} must be a non-empty list of positive integers.")
+            raise ValueError(f"DinatConfig: depths={self.depths} must be a non-empty list of positive "
+                             f"integers.")
         if len(self.num_heads) != len(self.depths):
-            raise ValueError(f"{where}: num_heads={self.num_heads} needs one entry per stage "
+            raise ValueError(f"DinatConfig: num_heads={self.num_heads} needs one entry per stage "
                              f"(len(depths)={len(self.depths)}).")
         for i, h in enumerate(self.num_heads):
             dim = self.embed_dim * 2**i
             if h < 1 or dim % h:
-                raise ValueError(f"{where}: num_heads[{i}]={h} must be positive and divide stage {i}'s "
+                raise ValueError(f"DinatConfig: num_heads[{i}]={h} must be positive and divide stage {i}'s "
                                  f"{dim} channels (embed_dim * 2**{i}).")
-        if self.dilations is None:
-            self.dilations = copy.deepcopy(_DEFAULT_DILATIONS)
-        if isinstance(self.dilations, (str, bytes)) or not hasattr(self.dilations, "__iter__"):
-            raise ValueError(f"{where}: dilations={self.dilations!r} must be a list of lists of integers.")
-        dil = [_int_list(d, f"dilations[{i}]") for i, d in enumerate(self.dilations)]
+
+    def _check_dilations(self) -> None:
+        dil = self.dilations
         if len(dil) != len(self.depths):
-            raise ValueError(f"{where}: dilations has {len(dil)} stages but depths={self.depths} has "
+            raise ValueError(f"DinatConfig: dilations has {len(dil)} stages but depths={self.depths} has "
                              f"{len(self.depths)}; give one list per stage.")
         for i, (d, depth) in enumerate(zip(dil, self.depths, strict=True)):
             if len(d) != depth:
-                raise ValueError(f"{where}: dilations[{i}]={d} has {len(d)} entries but stage {i} has "
+                raise ValueError(f"DinatConfig: dilations[{i}]={d} has {len(d)} entries but stage {i} has "
                                  f"depths[{i}]={depth} layers; give one dilation per layer.")
             if any(x < 1 for x in d):
-                raise ValueError(f"{where}: dilations[{i}]={d} must be >= 1 (1 = no dilation).")
-        self.dilations = dil
-        if not isinstance(self.mlp_ratio, (int, float)) or isinstance(self.mlp_ratio, bool) \
-                or int(self.mlp_ratio * self.embed_dim) < 1:
-            raise ValueError(f"{where}: mlp_ratio={self.mlp_ratio!r} must be a positive number.")
-        self.mlp_ratio = float(self.mlp_ratio)
+                raise ValueError(f"DinatConfig: dilations[{i}]={d} must be >= 1 (1 = no dilation).")
+
+    def _check_numbers(self) -> None:
+        self.mlp_ratio = _number(self.mlp_ratio, "mlp_ratio", "> 0", lambda v: v > 0)
         for name in ("hidden_dropout_prob", "attention_probs_dropout_prob", "drop_path_rate"):
+            setattr(self, name, _number(getattr(self, name), name, "in [0, 1) (a probability)",
+                                        lambda v: 0.0 <= v < 1.0))
+        self.layer_norm_eps = _number(self.layer_norm_eps, "layer_norm_eps", "> 0", lambda v: v > 0)
+        self.layer_scale_init_value = _number(self.layer_scale_init_value, "layer_scale_init_value",
+                                              ">= 0 (0 = no layer scale)", lambda v: v >= 0)
+        self.initializer_range = _number(self.initializer_range, "initializer_range", ">= 0",
+                                         lambda v: v >= 0)
+
+    def _check_flags(self) -> None:
+        for name in ("qkv_bias", "output_hidden_states", "output_attentions", "return_dict"):
             v = getattr(self, name)
-            if not isinstance(v, (int, float)) or isinstance(v, bool) or not 0.0 <= v < 1.0:
-                raise ValueError(f"{where}: {name}={v!r} must be a probability in [0, 1).")
-            setattr(self, name, float(v))
-        if self.hidden_act not in _SUPPORTED_ACTIVATIONS:
-            raise ValueError(f"{where}: hidden_act={self.hidden_act!r} is not supported; use one of "
-                             f"{list(_SUPPORTED_ACTIVATIONS)} (exact erf GELU, as DiNAT).")
-        if not isinstance(self.layer_norm_eps, (int, float)) or not self.layer_norm_eps > 0:
-            raise ValueError(f"{where}: layer_norm_eps={self.layer_norm_eps!r} must be > 0.")
-        if not isinstance(self.layer_scale_init_value, (int, float)) or self.layer_scale_init_value < 0:
-            raise ValueError(f"{where}: layer_scale_init_value={self.layer_scale_init_value!r} must be "
-                             f">= 0 (0 = no layer scale).")
-        if self.id2label is not None:
-            self.id2label = {int(k): str(v) for k, v in dict(self.id2label).items()}
-            if self.num_labels == 2 and len(self.id2label) != 2:  # 2 is the default: follow id2label
-                self.num_labels = len(self.id2label)
+            if not isinstance(v, bool):
+                raise ValueError(f"DinatConfig: {name}={v!r} must be a bool (True or False).")
+
+    def _check_labels(self) -> None:
+        """Hugging Face's rule: ``id2label`` decides ``num_labels``; else ``LABEL_i`` names.
+
+        Default names (``LABEL_i``) follow ``num_labels`` instead, so that
+        ``dataclasses.replace(config, num_labels=n)`` does what it says.
+        """
         if not _is_int(self.num_labels) or self.num_labels < 0:
-            raise ValueError(f"{where}: num_labels={self.num_labels!r} must be an integer >= 0.")
+            raise ValueError(f"DinatConfig: num_labels={self.num_labels!r} must be an integer >= 0.")
         self.num_labels = int(self.num_labels)
-        if self.id2label is not None and sorted(self.id2label) != list(range(self.num_labels)):
-            raise ValueError(f"{where}: id2label has keys {sorted(self.id2label)[:5]}... but num_labels="
-                             f"{self.num_labels}; it needs exactly the keys 0..num_labels-1.")
-        self._align_out_features()
+        if self.id2label is not None:
+            self.id2label = _label_map(self.id2label)
+            if self.id2label == _default_labels(len(self.id2label)):
+                self.id2label = None
+        if self.id2label is None:
+            self.id2label = _default_labels(self.num_labels)
+        if len(self.id2label) != self.num_labels:
+            if self.num_labels != 2:  # 2 is the default: id2label silently decides
+                logger.warning("DinatConfig: num_labels=%s does not match id2label's %d entries; "
+                               "id2label wins, as in transformers.", self.num_labels, len(self.id2label))
+            self.num_labels = len(self.id2label)
+        if self.label2id is not None and isinstance(self.label2id, dict) \
+                and self.label2id == {v: k for k, v in _default_labels(len(self.label2id)).items()}:
+            self.label2id = None  # default names: derived from id2label
+        if sorted(self.id2label) != list(range(self.num_labels)):
+            raise ValueError(f"DinatConfig: id2label has keys {sorted(self.id2label)[:8]}; it needs exactly "
+                             f"the keys 0..num_labels-1 (num_labels={self.num_labels}).")
+        if self.label2id is None:
+            self.label2id = {name: i for i, name in sorted(self.id2label.items())}
+        if not isinstance(self.label2id, dict) or not all(
+                isinstance(k, str) and _is_int(v) for k, v in self.label2id.items()):
+            raise ValueError(f"DinatConfig: label2id={self.label2id!r} must map label names (str) to "
+                             f"integer indices.")
+        self.label2id = {k: int(v) for k, v in self.label2id.items()}
+        if self.problem_type is not None and self.problem_type not in _PROBLEM_TYPES:
+            raise ValueError(f"DinatConfig: problem_type={self.problem_type!r} must be None or one of "
+                             f"{list(_PROBLEM_TYPES)}.")
+        if self.problem_type == "single_label_classification" and self.num_labels == 1:
+            raise ValueError("DinatConfig: problem_type='single_label_classification' needs num_labels > 1; "
+                             "for binary classification use num_labels=2, or problem_type='regression' "
+                             "for one output.")
 
     def _align_out_features(self) -> None:
         """Hugging Face's rule: out_features and out_indices name the same stages, in order."""
         names = self.stage_names
         feats, idx = self.out_features, self.out_indices
         if feats is not None:
-            feats = [str(f) for f in feats]
+            if isinstance(feats, str) or not hasattr(feats, "__iter__"):
+                raise ValueError(f"DinatConfig: out_features={feats!r} must be a list of stage names "
+                                 f"from {names}.")
+            feats = list(feats)
             bad = [f for f in feats if f not in names]
             if bad:
                 raise ValueError(f"DinatConfig: out_features={feats} has {bad}, not a stage; "
@@ -272,7 +450,47 @@ class DinatConfig:
         if len(set(feats)) != len(feats) or order != sorted(order):
             raise ValueError(f"DinatConfig: out_features={feats} must be distinct and in stage order "
                              f"{names}.")
-        self.out_features, self.out_indices = feats, idx
+        object.__setattr__(self, "out_features", feats)
+        object.__setattr__(self, "out_indices", idx)
+
+    # ------------------------------------------------------------------ attributes
+    def __getattr__(self, name: str) -> Any:
+        # Only called when normal lookup fails: the extras read as attributes (config.image_size).
+        extra = self.__dict__.get("extra")
+        if extra is not None and name in extra:
+            return extra[name]
+        raise AttributeError(f"'DinatConfig' object has no attribute {name!r}")
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if not self.__dict__.get("_ready") or name.startswith("_"):
+            object.__setattr__(self, name, value)
+        elif name in ("out_features", "out_indices"):  # realign the other one, as Hugging Face
+            other = "out_indices" if name == "out_features" else "out_features"
+            old = (self.out_features, self.out_indices)
+            object.__setattr__(self, name, value)
+            object.__setattr__(self, other, None)
+            try:
+                self._align_out_features()
+            except ValueError:
+                object.__setattr__(self, "out_features", old[0])
+                object.__setattr__(self, "out_indices", old[1])
+                raise
+        elif name == "num_labels":
+            if value != self.num_labels or len(self.id2label) != value:
+                if not _is_int(value) or value < 0:
+                    raise ValueError(f"DinatConfig: num_labels={value!r} must be an integer >= 0.")
+                object.__setattr__(self, "num_labels", int(value))
+                object.__setattr__(self, "id2label", {i: f"LABEL_{i}" for i in range(int(value))})
+                object.__setattr__(self, "label2id", {f"LABEL_{i}": i for i in range(int(value))})
+        elif name == "id2label":
+            labels = _label_map(value)
+            object.__setattr__(self, "id2label", labels)
+            object.__setattr__(self, "num_labels", len(labels))
+            object.__setattr__(self, "label2id", {v: k for k, v in sorted(labels.items())})
+        elif name in {f.name for f in fields(self)} or hasattr(type(self), name):
+            object.__setattr__(self, name, value)
+        else:  # an unknown attribute is an extra, written back (as transformers keeps it)
+            self.extra[name] = value
 
     # ------------------------------------------------------------------ derived
     @property
@@ -287,7 +505,17 @@ class DinatConfig:
 
     @property
     def stage_names(self) -> list[str]:
+        """``["stem", "stage1", ...]``: the names backbone outputs are chosen by."""
         return ["stem"] + [f"stage{i}" for i in range(1, self.num_layers + 1)]
+
+    @property
+    def use_return_dict(self) -> bool:
+        """Hugging Face's name for the default of ``return_dict``."""
+        return self.return_dict
+
+    @property
+    def model_type(self) -> str:
+        return "dinat"
 
     def stage_dims(self) -> list[int]:
         """Channels of every stage: ``embed_dim * 2**i``."""
@@ -312,20 +540,18 @@ class DinatConfig:
                              f"choose from {preset_names()}.")
         kwargs = copy.deepcopy(PRESETS[name])
         kwargs.update(overrides)
-        return cls(**kwargs)
+        config = cls(**kwargs)
+        config.validate()
+        return config
 
     # ------------------------------------------------------------------ dict / json
     def to_dict(self) -> dict[str, Any]:
         """A Hugging Face ``config.json`` dictionary (derived keys included, extras kept)."""
-        out: dict[str, Any] = dict(self.extra)
+        out: dict[str, Any] = copy.deepcopy(self.extra)
         for f in fields(self):
-            if f.name in ("extra", "num_labels", "id2label"):
-                continue
-            out[f.name] = copy.deepcopy(getattr(self, f.name))
-        id2label = self.id2label or {i: f"LABEL_{i}" for i in range(self.num_labels)}
-        out["id2label"] = {str(k): v for k, v in sorted(id2label.items())}
-        out["label2id"] = {v: k for k, v in sorted(id2label.items())}
-        out["num_labels"] = self.num_labels
+            if f.name != "extra":
+                out[f.name] = copy.deepcopy(getattr(self, f.name))
+        out["id2label"] = {str(k): v for k, v in sorted(self.id2label.items())}
         out["model_type"] = "dinat"
         out["num_layers"] = self.num_layers
         out["hidden_size"] = self.hidden_size
@@ -333,27 +559,25 @@ class DinatConfig:
         return out
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> DinatConfig:
-        """Build from a ``config.json`` dictionary; unknown keys go to :attr:`extra`."""
+    def from_dict(cls, d: dict[str, Any], **kwargs: Any) -> DinatConfig:
+        """Build from a ``config.json`` dictionary; unknown keys go to :attr:`extra`.
+
+        Args:
+            d: the dictionary.
+            **kwargs: attributes to set after construction (as ``transformers``' ``from_dict``:
+                ``num_labels=`` there resets the labels).
+        """
+        if not isinstance(d, dict):
+            raise ValueError(f"DinatConfig.from_dict: a config must be a JSON object (a dict), got "
+                             f"{type(d).__name__}.")
         d = dict(d)
-        model_type = d.get("model_type", "dinat")
+        model_type = d.pop("model_type", "dinat")
         if model_type not in ("dinat", "nat"):
             raise ValueError(f"DinatConfig.from_dict: model_type={model_type!r} is not a DiNAT config.")
-        names = {f.name for f in fields(cls)} - {"extra", "id2label", "num_labels"}
-        kwargs = {k: d.pop(k) for k in list(d) if k in names}
-        id2label = d.get("id2label")
-        if "num_labels" in d:
-            kwargs["num_labels"] = d["num_labels"]
-        elif id2label is not None:
-            kwargs["num_labels"] = len(id2label)
-        if id2label is not None:
-            default = {int(k): v for k, v in id2label.items()} == {
-                i: f"LABEL_{i}" for i in range(len(id2label))}
-            kwargs["id2label"] = None if default else id2label
-            if "num_labels" in d and len(id2label) != d["num_labels"]:
-                kwargs["id2label"] = None  # num_labels wins, as in Hugging Face
-        extra = {k: v for k, v in d.items() if k not in _DERIVED_KEYS}
-        return cls(**kwargs, extra=extra)
+        config = cls(**d)
+        for k, v in kwargs.items():
+            setattr(config, k, v)
+        return config
 
     def to_json_string(self) -> str:
         return json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n"
@@ -370,18 +594,66 @@ class DinatConfig:
             except json.JSONDecodeError as e:
                 raise ValueError(f"DinatConfig.from_json_file: {os.fspath(path)!r} is not valid "
                                  f"JSON: {e}") from e
+        if not isinstance(d, dict):
+            raise ValueError(f"DinatConfig.from_json_file: {os.fspath(path)!r} holds a JSON "
+                             f"{type(d).__name__}, but a config must be a JSON object {{...}}.")
         return cls.from_dict(d)
 
     @classmethod
-    def from_pretrained(cls, path: str | os.PathLike) -> DinatConfig:
-        """Read ``config.json`` from a model directory (or the file itself)."""
+    def from_pretrained(cls, path: str | os.PathLike, **kwargs: Any) -> DinatConfig:
+        """Read ``config.json`` from a model directory (or the file itself).
+
+        Args:
+            path: the directory, or the ``config.json`` file.
+            **kwargs: attributes to set afterwards (``num_labels=``, ``id2label=``, ...).
+        """
         p = os.fspath(path)
         if os.path.isdir(p):
             p = os.path.join(p, "config.json")
         if not os.path.isfile(p):
             raise FileNotFoundError(f"DinatConfig.from_pretrained: no config.json at {os.fspath(path)!r}.")
-        return cls.from_json_file(p)
+        config = cls.from_json_file(p)
+        for k, v in kwargs.items():
+            setattr(config, k, v)
+        return config
 
     def save_pretrained(self, directory: str | os.PathLike) -> None:
+        """Write ``config.json`` into ``directory`` (atomically: a temporary file, then a rename)."""
+        from dinat_ref.atomic import atomic_write_text
+
         os.makedirs(directory, exist_ok=True)
-        self.to_json_file(os.path.join(directory, "config.json"))
+        atomic_write_text(os.path.join(directory, "config.json"), self.to_json_string())
+
+
+def _signature() -> inspect.Signature:
+    """``DinatConfig(patch_size=4, ..., **kwargs)``: the fields, for help() and the docs."""
+    params = []
+    for f in fields(DinatConfig):
+        default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+        params.append(inspect.Parameter(f.name, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=default,
+                                        annotation=f.type))
+    return inspect.Signature([*params, inspect.Parameter("kwargs", inspect.Parameter.VAR_KEYWORD)])
+
+
+DinatConfig.__signature__ = _signature()
+
+
+def _default_labels(n: int) -> dict[int, str]:
+    return {i: f"LABEL_{i}" for i in range(n)}
+
+
+def _label_map(id2label: Any) -> dict[int, str]:
+    """``{index: name}`` with integer keys (JSON writes them as strings)."""
+    if not isinstance(id2label, dict):
+        raise ValueError(f"DinatConfig: id2label={id2label!r} must be a dict {{index: name}}.")
+    out = {}
+    for k, v in id2label.items():
+        try:
+            key = int(k) if isinstance(k, str) else operator.index(k)
+        except (TypeError, ValueError):
+            raise ValueError(f"DinatConfig: id2label key {k!r} is not an integer; id2label maps "
+                             f"class indices 0..num_labels-1 to names.") from None
+        if isinstance(k, bool):
+            raise ValueError(f"DinatConfig: id2label key {k!r} is not an integer.")
+        out[key] = str(v)
+    return out

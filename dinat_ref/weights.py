@@ -29,9 +29,10 @@ import numpy as np
 from dinat_ref.config import PRESETS, DinatConfig
 
 __all__ = [
-    "MODEL_KINDS", "StateDictError", "expected_shapes", "count_parameters", "check_state_dict",
-    "adapt_state_dict", "load_state_dict", "save_state_dict", "find_weights_file",
-    "random_state_dict", "convert_shi_labs", "infer_shi_labs_config", "load_shi_labs_checkpoint",
+    "MODEL_KINDS", "StateDictError", "mismatch_error", "expected_shapes", "count_parameters",
+    "check_state_dict", "adapt_state_dict", "load_state_dict", "save_state_dict", "save_pretrained",
+    "find_weights_file", "random_state_dict", "convert_shi_labs", "infer_shi_labs_config",
+    "load_shi_labs_checkpoint",
 ]
 
 # "classification": DinatForImageClassification ("dinat." prefix + "classifier.");
@@ -110,6 +111,7 @@ def expected_shapes(config: DinatConfig, model: str = "classification") -> dict[
     """
     if model not in MODEL_KINDS:
         raise ValueError(f"expected_shapes: model={model!r} must be one of {MODEL_KINDS}.")
+    config.validate()  # the values must fit together into a network
     trunk = _trunk_shapes(config)
     h = config.hidden_size
     if model == "backbone":
@@ -141,6 +143,20 @@ def _shape(a: Any) -> tuple[int, ...]:
     return tuple(int(n) for n in a.shape)
 
 
+def mismatch_error(where: str, missing: list[str], unexpected: list[str], misshaped: list[str],
+                   hint: str = "") -> StateDictError:
+    """The one error naming every missing, unexpected and mis-shaped (``"name: shapes"``) key."""
+    parts = []
+    if missing:
+        parts.append(f"{len(missing)} missing key(s): {', '.join(missing)}")
+    if unexpected:
+        parts.append(f"{len(unexpected)} unexpected key(s): {', '.join(unexpected)}")
+    if misshaped:
+        parts.append(f"{len(misshaped)} mis-shaped key(s): {'; '.join(misshaped)}{hint}")
+    return StateDictError(f"{where}: the checkpoint does not match the model; nothing was loaded. "
+                          + ". ".join(parts) + ".")
+
+
 def check_state_dict(state_dict: Mapping[str, Any], expected: Mapping[str, tuple[int, ...]],
                      where: str = "load") -> None:
     """Raise :class:`StateDictError` naming every missing, unexpected and mis-shaped key."""
@@ -148,17 +164,8 @@ def check_state_dict(state_dict: Mapping[str, Any], expected: Mapping[str, tuple
     unexpected = [k for k in state_dict if k not in expected]
     misshaped = [f"{k}: checkpoint {_shape(state_dict[k])} vs model {tuple(expected[k])}"
                  for k in expected if k in state_dict and _shape(state_dict[k]) != tuple(expected[k])]
-    if not (missing or unexpected or misshaped):
-        return
-    parts = []
-    if missing:
-        parts.append(f"{len(missing)} missing key(s): {', '.join(missing)}")
-    if unexpected:
-        parts.append(f"{len(unexpected)} unexpected key(s): {', '.join(unexpected)}")
-    if misshaped:
-        parts.append(f"{len(misshaped)} mis-shaped key(s): {'; '.join(misshaped)}")
-    raise StateDictError(f"{where}: the checkpoint does not match the model; nothing was loaded. "
-                         + ". ".join(parts) + ".")
+    if missing or unexpected or misshaped:
+        raise mismatch_error(where, missing, unexpected, misshaped)
 
 
 def adapt_state_dict(state_dict: Mapping[str, Any], config: DinatConfig, model: str) -> dict[str, Any]:
@@ -237,13 +244,69 @@ def _to_framework(sd: Mapping[str, Any], framework: str) -> dict[str, Any]:
     return out
 
 
+def _read_index(p: str) -> dict[str, str]:
+    """The ``weight_map`` of a sharded checkpoint's index, every shard inside its directory."""
+    with open(p, encoding="utf-8") as fh:
+        try:
+            index = json.load(fh)
+        except json.JSONDecodeError as e:
+            raise ValueError(f"load_state_dict: {p!r} is not valid JSON: {e}") from e
+    if not isinstance(index, dict) or not isinstance(index.get("weight_map"), dict):
+        raise ValueError(f"load_state_dict: {p!r} has no \"weight_map\" object; a sharded checkpoint's "
+                         f"index maps every parameter name to its shard file.")
+    root = os.path.realpath(os.path.dirname(p))
+    for shard in sorted(set(index["weight_map"].values())):
+        target = os.path.realpath(os.path.join(root, str(shard)))
+        if os.path.isabs(str(shard)) or os.path.commonpath([root, target]) != root:
+            raise ValueError(f"load_state_dict: {p!r} names the shard {shard!r}, which lies outside the "
+                             f"checkpoint directory {root!r}; shards must be files inside it.")
+    return index["weight_map"]
+
+
+# safetensors dtype names -> NumPy dtypes (BF16 has none: read as uint16, upcast to float32)
+_ST_DTYPES = {"F64": np.float64, "F32": np.float32, "F16": np.float16, "I64": np.int64, "I32": np.int32,
+              "I16": np.int16, "I8": np.int8, "U8": np.uint8, "BOOL": np.bool_}
+
+
+def _load_safetensors_numpy(p: str) -> dict[str, np.ndarray]:
+    """A safetensors file as NumPy arrays; bfloat16 tensors are upcast (exactly) to float32."""
+    with open(p, "rb") as fh:
+        n = int.from_bytes(fh.read(8), "little")
+        header = json.loads(fh.read(n))
+        if not any(isinstance(v, dict) and v.get("dtype") == "BF16" for v in header.values()):
+            from safetensors.numpy import load_file
+
+            return dict(load_file(p))
+        data = fh.read()
+    out = {}
+    for name, info in header.items():
+        if name == "__metadata__":
+            continue
+        start, end = info["data_offsets"]
+        if info["dtype"] == "BF16":  # the top 16 bits of a float32
+            bits = np.frombuffer(data[start:end], dtype="<u2").astype(np.uint32) << 16
+            out[name] = bits.view(np.float32).reshape(info["shape"])
+        else:
+            dtype = np.dtype(_ST_DTYPES[info["dtype"]]).newbyteorder("<")
+            out[name] = np.frombuffer(data[start:end], dtype=dtype).reshape(info["shape"]).copy()
+    return out
+
+
 def load_state_dict(path: str | os.PathLike, framework: str = "numpy") -> dict[str, Any]:
     """Read a checkpoint file or model directory into ``{name: array}``.
 
     Args:
         path: a directory (see :func:`find_weights_file`), a ``.safetensors`` file, a sharded
-            ``.index.json``, or a PyTorch ``.bin``/``.pt``/``.pth`` (``weights_only=True``).
-        framework: "numpy" (safetensors files need no torch) or "torch".
+            ``.index.json`` (its shards must lie inside its directory), or a PyTorch
+            ``.bin``/``.pt``/``.pth`` (read with ``weights_only=True``).
+        framework: "numpy" (safetensors files need no torch; bfloat16 tensors are upcast to
+            float32, NumPy having no bfloat16) or "torch".
+
+    Returns:
+        ``{name: array}``, NumPy arrays or torch tensors.
+
+    Raises:
+        ValueError: an index without ``weight_map`` or naming a shard outside its directory.
     """
     if framework not in ("numpy", "torch"):
         raise ValueError(f"load_state_dict: framework={framework!r} must be 'numpy' or 'torch'.")
@@ -253,17 +316,16 @@ def load_state_dict(path: str | os.PathLike, framework: str = "numpy") -> dict[s
     if not os.path.isfile(p):
         raise FileNotFoundError(f"load_state_dict: no such file {p!r}.")
     if p.endswith(".index.json"):
-        with open(p, encoding="utf-8") as fh:
-            weight_map = json.load(fh)["weight_map"]
+        weight_map = _read_index(p)
         out: dict[str, Any] = {}
         for shard in sorted(set(weight_map.values())):
             out.update(load_state_dict(os.path.join(os.path.dirname(p), shard), framework))
         return out
     if p.endswith(".safetensors"):
         if framework == "numpy":
-            from safetensors.numpy import load_file
-        else:
-            from safetensors.torch import load_file
+            return _load_safetensors_numpy(p)
+        from safetensors.torch import load_file
+
         return dict(load_file(p))
     obj = _torch_load(p)
     if not isinstance(obj, Mapping):
@@ -282,6 +344,31 @@ def save_state_dict(state_dict: Mapping[str, Any], path: str | os.PathLike) -> N
         from safetensors.numpy import save_file
 
         save_file({k: np.ascontiguousarray(v) for k, v in state_dict.items()}, p, metadata={"format": "pt"})
+
+
+def save_pretrained(directory: str | os.PathLike, config: DinatConfig, state_dict: Mapping[str, Any],
+                    architecture: str | None = None) -> None:
+    """Write a model directory: ``model.safetensors`` then ``config.json``, all or nothing.
+
+    Both files are written to temporary files in ``directory`` and renamed into place,
+    weights first and config last (:func:`dinat_ref.atomic.atomic_files`); on any failure the
+    directory holds exactly what it held before.
+
+    Args:
+        directory: the model directory (created if missing).
+        config: written as ``config.json``.
+        state_dict: ``{name: array}`` with Hugging Face names.
+        architecture: the model class name recorded in ``config.json``'s ``architectures``.
+    """
+    from dinat_ref.atomic import atomic_files
+
+    if architecture is not None:
+        config.extra["architectures"] = [architecture]
+    text = config.to_json_string()
+    with atomic_files(directory) as stage:
+        save_state_dict(state_dict, stage(SAFE_WEIGHTS))
+        with open(stage("config.json"), "w", encoding="utf-8") as fh:
+            fh.write(text)
 
 
 def random_state_dict(config: DinatConfig, model: str = "classification", seed: int = 0,

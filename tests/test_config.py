@@ -101,8 +101,9 @@ def test_round_trip_of_a_custom_config(tmp_path):
     (dict(num_labels=-1), ["num_labels=-1"]),
 ])
 def test_validation_errors_name_the_field(kwargs, words):
+    """Types and ranges fail at construction, combinations when a model is built (validate)."""
     with pytest.raises(ValueError) as e:
-        DinatConfig(**kwargs)
+        DinatConfig(**kwargs).validate()
     for w in words:
         assert w in str(e.value)
 
@@ -147,3 +148,42 @@ def test_parameter_counts_match_the_paper(name):
     # The paper rounds to the nearest million (20M, 28M, 51M, 90M, 200M).
     assert round(n / 1e6) == PRESET_RESULTS[name]["params_m"] or (
         name.startswith("large") and abs(n / 1e6 - 200) < 1.5), (name, n)
+
+
+def test_preset_dilations_are_the_shi_labs_lists():
+    """Typed from SHI-Labs' classification/dinat.py, independently of the rule that makes them."""
+    d224 = [[1, 8, 1], [1, 4, 1, 4], [1, 2] * 9, [1] * 5]
+    assert DinatConfig.from_preset("mini").dilations == [[1, 8, 1], [1, 4, 1, 4], [1, 2, 1, 2, 1, 2], [1] * 5]
+    for name in ("tiny", "small", "base", "large", "large-11x11-384"):
+        assert DinatConfig.from_preset(name).dilations == d224, name
+
+
+def test_preset_table_in_the_docstring_and_the_readme_come_from_one_table():
+    import pathlib
+
+    import dinat_ref.config as config_module
+    from dinat_ref.config import PRESET_TABLE
+
+    readme = (pathlib.Path(__file__).parents[1] / "README.md").read_text()
+    for name, p in PRESET_TABLE.items():
+        row = [r for r in config_module.__doc__.splitlines() if r.strip().startswith(name + " ")]
+        assert row and f"{p.top1}%" in row[0] and f"{p.params_m}M" in row[0], name
+        md = [r for r in readme.splitlines() if r.startswith(f"| `{name}`")]
+        assert md and f"| {p.resolution} | {p.kernel_size}x{p.kernel_size} | {p.top1}% | {p.params_m}M | " \
+            f"{p.gmacs}G |" in md[0], name
+
+
+@pytest.mark.parametrize("kwargs", [
+    dict(patch_size=2), dict(num_heads=[3, 4, 8, 16]), dict(depths=[2, 2]), dict(hidden_act="relu"),
+    dict(dilations=[[1, 8, 1]]), dict(kernel_size=1),
+])
+def test_a_config_transformers_accepts_constructs_and_fails_when_a_model_is_built(kwargs):
+    pytest.importorskip("torch")
+    from dinat_ref.numpy import DinatModel as NumpyModel
+    from dinat_ref.torch import DinatModel
+
+    config = DinatConfig(**kwargs)  # as transformers.DinatConfig(**kwargs): no error yet
+    with pytest.raises(ValueError, match="DinatModel: cannot build this config: DinatConfig: "):
+        DinatModel(config)
+    with pytest.raises(ValueError, match="DinatModel: cannot build this config: DinatConfig: "):
+        NumpyModel(config, {})

@@ -2,8 +2,8 @@
 
 Random weights with every part switched on (non-zero RPB, biases, layer scale) are saved once
 per config in Hugging Face layout; each path loads that directory on its own. Compared:
-logits, last_hidden_state, pooler_output, every hidden state, attention maps, and backbone
-feature maps; float64 to 1e-9, float32 to 1e-4.
+logits, every hidden state, attention maps (classifier), last_hidden_state and pooler_output
+(DinatModel), and backbone feature maps; float64 to 1e-9, float32 to 1e-4.
 """
 
 from __future__ import annotations
@@ -71,8 +71,6 @@ def test_classifier_agrees(saved, dtype, hw):
     a, b = _run_both(saved["tiny"], "DinatForImageClassification", x, dtype,
                      output_hidden_states=True, output_attentions=True)
     _close(a.logits, b.logits, dtype, "logits")
-    _close(a.last_hidden_state, b.last_hidden_state, dtype, "last_hidden_state")
-    _close(a.pooler_output, b.pooler_output, dtype, "pooler_output")
     assert len(a.hidden_states) == len(b.hidden_states) == 1 + TINY.num_layers
     for i, (h1, h2) in enumerate(zip(a.hidden_states, b.hidden_states, strict=True)):
         _close(h1, h2, dtype, f"hidden_states[{i}]")
@@ -101,17 +99,18 @@ def test_model_agrees_and_matches_the_classifier_trunk(saved):
     x = np.random.default_rng(3).normal(size=(1, 3, 64, 64))
     a, b = _run_both(saved["tiny"], "DinatModel", x, np.float64, output_hidden_states=True)
     _close(a.last_hidden_state, b.last_hidden_state, np.float64, "last_hidden_state")
-    clf = dn.DinatForImageClassification.from_pretrained(saved["tiny"], dtype=np.float64)(x)
-    np.testing.assert_array_equal(a.last_hidden_state, clf.last_hidden_state)
+    _close(a.pooler_output, b.pooler_output, np.float64, "pooler_output")
+    clf = dn.DinatForImageClassification.from_pretrained(saved["tiny"], dtype=np.float64)
+    w, bias = clf.params["classifier.weight"], clf.params["classifier.bias"]
+    np.testing.assert_allclose(a.pooler_output @ w.T + bias, clf(x).logits, rtol=1e-12, atol=1e-12)
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_dinat_mini_at_224_agrees(saved, dtype):
     x = np.random.default_rng(4).normal(size=(1, 3, 224, 224))
     a, b = _run_both(saved["mini"], "DinatForImageClassification", x, dtype, output_hidden_states=True)
-    assert a.logits.shape == (1, 1000) and a.last_hidden_state.shape == (1, 7, 7, 512)
+    assert a.logits.shape == (1, 1000) and a.hidden_states[-1].shape == (1, 7, 7, 512)
     _close(a.logits, b.logits, dtype, "logits")
-    _close(a.last_hidden_state, b.last_hidden_state, dtype, "last_hidden_state")
     for i, (h1, h2) in enumerate(zip(a.hidden_states, b.hidden_states, strict=True)):
         _close(h1, h2, dtype, f"hidden_states[{i}]")
 

@@ -71,7 +71,7 @@ def test_padding_path_and_attention_layout(rng):
         np.testing.assert_allclose(a.sum(-1), 1.0, rtol=1e-12)
     assert [h.shape for h in out.hidden_states] == [(1, 3, 5, 16), (1, 2, 3, 32), (1, 2, 3, 32)]
     assert [h.shape for h in out.reshaped_hidden_states] == [(1, 16, 3, 5), (1, 32, 2, 3), (1, 32, 2, 3)]
-    assert out.logits.shape == (1, 4) and out.last_hidden_state.shape == (1, 2, 3, 32)
+    assert out.logits.shape == (1, 4) and out.hidden_states[-1].shape == (1, 2, 3, 32)
     # the fused path (no attention maps) computes the same
     np.testing.assert_allclose(model(x).logits, out.logits, rtol=1e-12, atol=1e-12)
 

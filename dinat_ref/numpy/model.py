@@ -5,13 +5,14 @@ Semantics are Hugging Face ``transformers``' DiNAT exactly, and the parameters a
 by their Hugging Face names (see :mod:`dinat_ref.weights`), so a ``transformers``
 checkpoint directory loads as is and gives the same numbers as :mod:`dinat_ref.torch.model`.
 
-The network, channels-last ``(B, H, W, C)`` throughout::
+The network, channels-last ``(B, H, W, C)`` throughout, read top-down in this file::
 
     pixels (B, 3, H, W)
       -> conv3x3/2 (C -> E/2) -> conv3x3/2 (E/2 -> E) -> LayerNorm      # embeddings, H/4 x W/4
       -> stage 0: depths[0] x layer(dim=E)    -> downsample (conv3x3/2 no bias, LayerNorm(2E))
       -> stage 1: depths[1] x layer(dim=2E)   -> downsample ...
-      -> last stage (no downsample) -> LayerNorm -> mean over H, W -> classifier
+      -> last stage (no downsample) -> LayerNorm -> mean over H, W        # the model
+      -> classifier (linear)  |  backbone: normed maps of chosen stages  # the heads
 
     layer(x):  y = LN_before(x); pad y right/bottom with zeros to kernel_size*dilation if smaller;
                y = dense(NA(q(y), k(y), v(y), rpb, kernel_size, dilation)); crop the padding
@@ -27,28 +28,39 @@ Attention maps (``output_attentions=True``): one array per layer, all stages in 
 neighborhood layout ``(B, h, w, heads, kernel_size**2)``: entry ``[b, i, j, n, t]`` is the
 probability query ``(i, j)`` gives its ``t``-th neighbor (row-major over the window, see
 :mod:`dinat_ref.neighborhood`), over the grid the layer attended, i.e. the *padded* grid
-when the input was smaller than ``kernel_size * dilation``.
+when the input was smaller than ``kernel_size * dilation``. (``transformers`` returns
+heads-first maps; this layout is the documented difference.)
+
+Outputs are :mod:`dinat_ref.outputs` dataclasses that behave like ``transformers``'
+``ModelOutput`` (``out.logits``, ``out["loss"]``, ``out[0]``, ``out.to_tuple()``).
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from dinat_ref.config import DinatConfig
+from dinat_ref.modeling_utils import (
+    IGNORE_INDEX,
+    BackboneInfo,
+    EncoderResult,
+    OutputFlags,
+    backbone_output,
+    check_class_labels,
+    classifier_output,
+    model_output,
+    output_flags,
+    plan_load,
+    prepare_load,
+    problem_type,
+)
 from dinat_ref.numpy.attention import na2d, na2d_av, na2d_qk
 from dinat_ref.numpy.layers import conv2d, gelu, layer_norm, linear, softmax
-from dinat_ref.weights import (
-    adapt_state_dict,
-    backbone_channels,
-    check_state_dict,
-    expected_shapes,
-    load_state_dict,
-    save_state_dict,
-)
+from dinat_ref.outputs import DinatBackboneOutput, DinatImageClassifierOutput, DinatModelOutput
+from dinat_ref.weights import count_parameters, expected_shapes, save_pretrained
 
 __all__ = [
     "DinatModelOutput", "DinatImageClassifierOutput", "DinatBackboneOutput",
@@ -57,51 +69,6 @@ __all__ = [
 
 TORCH_DEFAULT_EPS = 1e-5  # embeddings / downsampler / backbone norms use nn.LayerNorm's default
 
-
-# ----------------------------------------------------------------------------------------
-# Outputs (shared by the NumPy and the torch models; arrays are np.ndarray or torch.Tensor)
-# ----------------------------------------------------------------------------------------
-
-@dataclass
-class DinatModelOutput:
-    """``last_hidden_state`` (B, h, w, C) after the final LayerNorm; ``pooler_output`` (B, C).
-
-    ``hidden_states``: the embeddings, then every stage's output after its downsampler,
-    channels-last; ``reshaped_hidden_states``: the same as (B, C, H, W). ``attentions``: one
-    (B, h, w, heads, k*k) per layer.
-    """
-
-    last_hidden_state: Any = None
-    pooler_output: Any = None
-    hidden_states: tuple | None = None
-    reshaped_hidden_states: tuple | None = None
-    attentions: tuple | None = None
-
-
-@dataclass
-class DinatImageClassifierOutput(DinatModelOutput):
-    """The trunk's outputs plus ``logits`` (B, num_labels) and ``loss`` when labels are given."""
-
-    loss: Any = None
-    logits: Any = None
-
-
-@dataclass
-class DinatBackboneOutput:
-    """``feature_maps``: (B, C, H, W) per ``out_features``, taken before downsampling and normed.
-
-    ``hidden_states`` (with ``output_hidden_states``): the embeddings then every stage's output
-    *before* its downsampler, channels-last.
-    """
-
-    feature_maps: tuple = ()
-    hidden_states: tuple | None = None
-    attentions: tuple | None = None
-
-
-# ----------------------------------------------------------------------------------------
-# The network as functions of (params, input)
-# ----------------------------------------------------------------------------------------
 
 class _Params:
     """A view of a flat ``{name: array}`` dict under a name prefix: ``p["norm.weight"]``."""
@@ -119,6 +86,10 @@ class _Params:
         return _Params(self._params, f"{self._prefix}{name}.")
 
 
+# ----------------------------------------------------------------------------------------
+# Embeddings
+# ----------------------------------------------------------------------------------------
+
 def embeddings(p: _Params, pixel_values: np.ndarray) -> np.ndarray:
     """(B, C, H, W) pixels -> (B, ceil(H/4), ceil(W/4), E) tokens."""
     x = pixel_values.transpose(0, 2, 3, 1)  # (B, H, W, C) channels last
@@ -127,6 +98,10 @@ def embeddings(p: _Params, pixel_values: np.ndarray) -> np.ndarray:
     x = conv2d(x, proj["1.weight"], proj["1.bias"], stride=2, padding=1)  # (B, H/4, W/4, E)
     return layer_norm(x, p["norm.weight"], p["norm.bias"], TORCH_DEFAULT_EPS)
 
+
+# ----------------------------------------------------------------------------------------
+# One layer: neighborhood attention, then the MLP
+# ----------------------------------------------------------------------------------------
 
 def neighborhood_attention(p: _Params, x: np.ndarray, num_heads: int, kernel_size: int, dilation: int,
                            output_attentions: bool) -> tuple[np.ndarray, np.ndarray | None]:
@@ -138,6 +113,9 @@ def neighborhood_attention(p: _Params, x: np.ndarray, num_heads: int, kernel_siz
     k = linear(x, p["key.weight"], p.get("key.bias")).reshape(b, h, w, num_heads, head_dim)
     v = linear(x, p["value.weight"], p.get("value.bias")).reshape(b, h, w, num_heads, head_dim)
     rpb = p["rpb"]  # (heads, 2k-1, 2k-1)
+    if b == 0:  # an empty batch: nothing to attend, shapes only
+        probs = np.zeros((0, h, w, num_heads, kernel_size**2), x.dtype) if output_attentions else None
+        return np.zeros_like(x), probs
     # softmax_t( (q / sqrt(head_dim)) . k_t + rpb_t ) . v_t over the k*k neighbors t
     if output_attentions:
         logits = na2d_qk(q, k, kernel_size, dilation=dilation, rpb=rpb)  # (B, H, W, heads, k*k)
@@ -175,35 +153,63 @@ def dinat_layer(p: _Params, x: np.ndarray, config: DinatConfig, num_heads: int, 
     return x, probs
 
 
+# ----------------------------------------------------------------------------------------
+# A stage: its layers, then the downsampler; the encoder: every stage
+# ----------------------------------------------------------------------------------------
+
 def downsample(p: _Params, x: np.ndarray) -> np.ndarray:
     """(B, H, W, C) -> (B, ceil(H/2), ceil(W/2), 2C): conv 3x3 stride 2 (no bias), LayerNorm."""
     x = conv2d(x, p["reduction.weight"], None, stride=2, padding=1)
     return layer_norm(x, p["norm.weight"], p["norm.bias"], TORCH_DEFAULT_EPS)
 
 
-def encoder(p: _Params, x: np.ndarray, config: DinatConfig, output_attentions: bool
-            ) -> tuple[np.ndarray, list[np.ndarray], list[np.ndarray], list[np.ndarray]]:
-    """All stages. Returns (last, after_downsample list, before_downsample list, attentions)."""
+def stage(p: _Params, x: np.ndarray, config: DinatConfig, i: int, output_attentions: bool
+          ) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
+    """Stage ``i``'s layers, then its downsampler (all but the last stage).
+
+    Returns:
+        (output after the downsampler, output before it, the layers' attention maps).
+    """
+    attentions = []
+    for j, dilation in enumerate(config.dilations[i]):
+        x, probs = dinat_layer(p.sub(f"layers.{j}"), x, config, config.num_heads[i], dilation,
+                               output_attentions)
+        if probs is not None:
+            attentions.append(probs)
+    before = x
+    if i < config.num_layers - 1:
+        x = downsample(p.sub("downsample"), x)
+    return x, before, attentions
+
+
+def encoder(p: _Params, x: np.ndarray, config: DinatConfig, output_attentions: bool) -> EncoderResult:
+    """Every stage in turn, collecting each one's output before and after downsampling."""
     after, before, attentions = [x], [x], []
-    for i, (depth, heads) in enumerate(zip(config.depths, config.num_heads, strict=True)):
-        stage = p.sub(f"levels.{i}")
-        for j in range(depth):
-            x, probs = dinat_layer(stage.sub(f"layers.{j}"), x, config, heads, config.dilations[i][j],
-                                   output_attentions)
-            if probs is not None:
-                attentions.append(probs)
-        before.append(x)
-        if i < config.num_layers - 1:
-            x = downsample(stage.sub("downsample"), x)
+    for i in range(config.num_layers):
+        x, pre, probs = stage(p.sub(f"levels.{i}"), x, config, i, output_attentions)
         after.append(x)
-    return x, after, before, attentions
+        before.append(pre)
+        attentions.extend(probs)
+    return EncoderResult(last=x, after_downsample=after, before_downsample=before, attentions=attentions)
 
 
-def _nchw(xs: list[np.ndarray]) -> tuple[np.ndarray, ...]:
-    return tuple(x.transpose(0, 3, 1, 2) for x in xs)
+# ----------------------------------------------------------------------------------------
+# The model: embeddings, encoder, final LayerNorm, mean pooling
+# ----------------------------------------------------------------------------------------
+
+def model_forward(p: _Params, config: DinatConfig, pixel_values: np.ndarray, flags: OutputFlags
+                  ) -> DinatModelOutput:
+    """DinatModel's forward on the weights under ``p`` (pixels already checked and cast)."""
+    x = embeddings(p.sub("embeddings"), pixel_values)  # (B, H/4, W/4, E)
+    enc = encoder(p.sub("encoder"), x, config, flags.output_attentions)
+    x = layer_norm(enc.last, p["layernorm.weight"], p["layernorm.bias"], config.layer_norm_eps)
+    return model_output(x, x.mean(axis=(1, 2)), enc, flags._replace(return_dict=True))  # pooled (B, C)
 
 
 def _check_pixels(pixel_values: Any, config: DinatConfig, dtype: np.dtype, where: str) -> np.ndarray:
+    if hasattr(pixel_values, "detach") and hasattr(pixel_values, "numpy"):
+        raise TypeError(f"{where}: pixel_values is a torch tensor; the NumPy model takes a NumPy array "
+                        f"(pixel_values.numpy()), or use dinat_ref.torch's model.")
     x = np.asarray(pixel_values)
     if x.ndim != 4 or x.shape[1] != config.num_channels:
         raise ValueError(f"{where}: pixel_values has shape {x.shape}; expected (batch, "
@@ -214,41 +220,91 @@ def _check_pixels(pixel_values: Any, config: DinatConfig, dtype: np.dtype, where
 
 
 # ----------------------------------------------------------------------------------------
-# Models
+# Models: weights + config, and the two heads
 # ----------------------------------------------------------------------------------------
 
 class _NumpyDinat:
     """Weights + config; subclasses say which parameter set (``kind``) they hold."""
 
     kind = "model"
+    main_input_name = "pixel_values"
+    device = "cpu"
 
     def __init__(self, config: DinatConfig, state_dict: dict[str, Any], dtype: Any = np.float32) -> None:
-        sd = adapt_state_dict(state_dict, config, self.kind)
-        check_state_dict(sd, expected_shapes(config, self.kind), where=type(self).__name__)
-        self.config = config
+        if not isinstance(config, DinatConfig):
+            raise TypeError(f"{type(self).__name__}: config must be a DinatConfig, got "
+                            f"{type(config).__name__}.")
+        try:
+            config.validate()
+        except ValueError as e:
+            raise ValueError(f"{type(self).__name__}: cannot build this config: {e}") from None
         self.dtype = np.dtype(dtype)
         if self.dtype.kind != "f":
             raise ValueError(f"{type(self).__name__}: dtype={self.dtype} must be a float dtype.")
-        self.params = {k: np.ascontiguousarray(np.asarray(v), dtype=self.dtype) for k, v in sd.items()}
+        self.config = config
+        plan = plan_load(state_dict, config, self.kind, where=type(self).__name__, new_head=False)
+        self.params = {k: np.ascontiguousarray(np.asarray(v), dtype=self.dtype)
+                       for k, v in plan.state_dict.items()}
 
     @classmethod
-    def from_pretrained(cls, path: str | os.PathLike, dtype: Any = np.float32,
-                        config: DinatConfig | None = None):
-        """Load a Hugging Face model directory (``config.json`` + safetensors or ``pytorch_model.bin``)."""
-        config = DinatConfig.from_pretrained(path) if config is None else config
-        return cls(config, load_state_dict(path, "numpy"), dtype=dtype)
+    def from_pretrained(cls, path: str | os.PathLike | None = None, *, dtype: Any = np.float32,
+                        config: DinatConfig | None = None, state_dict: dict[str, Any] | None = None,
+                        ignore_mismatched_sizes: bool = False, **config_overrides: Any):
+        """Load a Hugging Face model directory (``config.json`` + safetensors or ``pytorch_model.bin``).
+
+        Args:
+            path: the model directory (not a file inside it). May be None when both
+                ``config`` and ``state_dict`` are given.
+            dtype: computation dtype (bfloat16 checkpoints are read as float32 first).
+            config: use this config instead of the directory's ``config.json``.
+            state_dict: use these weights instead of the directory's.
+            ignore_mismatched_sizes: re-initialise (and report) keys whose shape differs.
+            **config_overrides: config attributes to set first: ``num_labels=``, ``id2label=``,
+                ``label2id=``, ``problem_type=``, ...
+
+        A classifier head missing from the checkpoint is initialised (N(0, initializer_range),
+        bias 0, seeded) and a warning names it; any other mismatch raises, loading nothing.
+        """
+        config, plan = prepare_load(cls.__name__, cls.kind, "numpy", path, config, state_dict,
+                                    config_overrides, ignore_mismatched_sizes)
+        rng = np.random.default_rng(0)
+        for name in plan.initialised:
+            plan.state_dict[name] = _initial_value(name, config, cls.kind, rng)
+        return cls(config, plan.state_dict, dtype=dtype)
+
+    @property
+    def num_labels(self) -> int:
+        return self.config.num_labels
+
+    def num_parameters(self) -> int:
+        """Number of parameters (every array's size)."""
+        return count_parameters(self.config, self.kind)
+
+    def get_input_embeddings(self) -> dict[str, np.ndarray]:
+        """The patch embedding's weights, ``{name: array}``."""
+        return {k: v for k, v in self.params.items() if ".patch_embeddings." in f".{k}"}
 
     def state_dict(self) -> dict[str, np.ndarray]:
         return dict(self.params)
 
     def save_pretrained(self, directory: str | os.PathLike) -> None:
-        os.makedirs(directory, exist_ok=True)
-        self.config.extra["architectures"] = [type(self).__name__]
-        self.config.save_pretrained(directory)
-        save_state_dict(self.params, os.path.join(directory, "model.safetensors"))
+        """Write ``model.safetensors`` then ``config.json``, all or nothing (see :mod:`dinat_ref.atomic`)."""
+        save_pretrained(directory, self.config, self.params, architecture=type(self).__name__)
 
     def _pixels(self, pixel_values: Any) -> np.ndarray:
         return _check_pixels(pixel_values, self.config, self.dtype, type(self).__name__)
+
+
+def _initial_value(name: str, config: DinatConfig, kind: str, rng: np.random.Generator) -> np.ndarray:
+    """Hugging Face's init of one parameter: weights N(0, initializer_range), biases 0, norms 1."""
+    shape = expected_shapes(config, kind)[name]
+    if name.endswith("bias") or name.endswith("rpb"):
+        return np.zeros(shape, np.float32)
+    if "norm" in name:
+        return np.ones(shape, np.float32)
+    if name.endswith("layer_scale_parameters"):
+        return np.full(shape, config.layer_scale_init_value, np.float32)
+    return rng.normal(0.0, config.initializer_range, shape).astype(np.float32)
 
 
 class DinatModel(_NumpyDinat):
@@ -263,63 +319,72 @@ class DinatModel(_NumpyDinat):
 
     kind = "model"
 
-    def __call__(self, pixel_values: Any, output_attentions: bool = False,
-                 output_hidden_states: bool = False) -> DinatModelOutput:
-        return model_forward(_Params(self.params), self.config, self._pixels(pixel_values),
-                             output_attentions, output_hidden_states)
-
-
-def model_forward(p: _Params, config: DinatConfig, pixel_values: np.ndarray, output_attentions: bool,
-                  output_hidden_states: bool) -> DinatModelOutput:
-    """DinatModel's forward on the weights under ``p`` (pixels already checked and cast)."""
-    x = embeddings(p.sub("embeddings"), pixel_values)  # (B, H/4, W/4, E)
-    x, after, _, attentions = encoder(p.sub("encoder"), x, config, output_attentions)
-    x = layer_norm(x, p["layernorm.weight"], p["layernorm.bias"], config.layer_norm_eps)
-    return DinatModelOutput(
-        last_hidden_state=x,  # (B, h, w, C)
-        pooler_output=x.mean(axis=(1, 2)),  # (B, C)
-        hidden_states=tuple(after) if output_hidden_states else None,
-        reshaped_hidden_states=_nchw(after) if output_hidden_states else None,
-        attentions=tuple(attentions) if output_attentions else None,
-    )
+    def __call__(self, pixel_values: Any, output_attentions: bool | None = None,
+                 output_hidden_states: bool | None = None, return_dict: bool | None = None):
+        flags = output_flags(self.config, output_attentions, output_hidden_states, return_dict)
+        out = model_forward(_Params(self.params), self.config, self._pixels(pixel_values), flags)
+        return out if flags.return_dict else out.to_tuple()
 
 
 class DinatForImageClassification(_NumpyDinat):
-    """DiNAT with a linear classifier on the pooled features (Hugging Face names, ``dinat.`` prefix)."""
+    """DiNAT with a linear classifier on the pooled features (Hugging Face names, ``dinat.`` prefix).
+
+    The loss (with ``labels``) follows ``config.problem_type`` as in ``transformers``: see
+    :func:`classification_loss`.
+    """
 
     kind = "classification"
 
-    def __call__(self, pixel_values: Any, labels: Any = None, output_attentions: bool = False,
-                 output_hidden_states: bool = False) -> DinatImageClassifierOutput:
-        trunk = model_forward(_Params(self.params, "dinat."), self.config, self._pixels(pixel_values),
-                              output_attentions, output_hidden_states)
-        pooled = trunk.pooler_output  # (B, C)
+    def __call__(self, pixel_values: Any, labels: Any = None, output_attentions: bool | None = None,
+                 output_hidden_states: bool | None = None, return_dict: bool | None = None):
+        flags = output_flags(self.config, output_attentions, output_hidden_states, return_dict)
+        x = self._pixels(pixel_values)
+        labels = None if labels is None else _check_labels_array(labels, type(self).__name__)
+        trunk = model_forward(_Params(self.params, "dinat."), self.config, x, flags)
+        logits = trunk.pooler_output  # (B, C)
         if self.config.num_labels > 0:
-            logits = linear(pooled, self.params["classifier.weight"], self.params["classifier.bias"])
-        else:
-            logits = pooled
-        return DinatImageClassifierOutput(
-            loss=None if labels is None else _loss(logits, np.asarray(labels), self.config.num_labels),
-            logits=logits,  # (B, num_labels)
-            last_hidden_state=trunk.last_hidden_state, pooler_output=pooled,
-            hidden_states=trunk.hidden_states, reshaped_hidden_states=trunk.reshaped_hidden_states,
-            attentions=trunk.attentions,
-        )
+            logits = linear(logits, self.params["classifier.weight"], self.params["classifier.bias"])
+        loss = None if labels is None else classification_loss(logits, labels, self.config)
+        return classifier_output(loss, logits, trunk, flags)  # logits (B, num_labels)
 
 
-def _loss(logits: np.ndarray, labels: np.ndarray, num_labels: int) -> np.ndarray:
-    """Hugging Face's choice: MSE for one label, cross-entropy for integer labels, else BCE."""
-    if num_labels == 1:
-        return np.mean((logits.reshape(-1) - labels.reshape(-1)) ** 2)
-    if np.issubdtype(labels.dtype, np.integer):
-        z = logits - logits.max(axis=-1, keepdims=True)
+def _check_labels_array(labels: Any, where: str) -> np.ndarray:
+    if hasattr(labels, "detach") and hasattr(labels, "numpy"):
+        raise TypeError(f"{where}: labels is a torch tensor; pass a NumPy array (labels.numpy()).")
+    return np.asarray(labels)
+
+
+def classification_loss(logits: np.ndarray, labels: np.ndarray, config: DinatConfig) -> np.ndarray:
+    """``transformers``' loss for ``config.problem_type`` (inferred when None, see
+    :func:`dinat_ref.modeling_utils.problem_type`).
+
+    * "regression": mean squared error (with one label, over the squeezed arrays);
+    * "single_label_classification": cross-entropy averaged over the labels that are not
+      -100 (ignored); any other label outside ``0..num_labels-1`` raises;
+    * "multi_label_classification": binary cross-entropy with logits, labels as floats.
+    """
+    kind = problem_type(config, labels.dtype in (np.int64, np.int32))
+    n = config.num_labels
+    if kind == "regression":
+        y = labels.astype(logits.dtype)
+        diff = (logits.squeeze() - y.squeeze()) if n == 1 else (logits - y)
+        return np.mean(diff**2)
+    if kind == "single_label_classification":
+        y = labels.reshape(-1)
+        check_class_labels(y, n, "DinatForImageClassification", integer=np.issubdtype(y.dtype, np.integer))
+        z = logits.reshape(-1, n)
+        z = z - z.max(axis=-1, keepdims=True)
         logp = z - np.log(np.exp(z).sum(axis=-1, keepdims=True))  # (B, num_labels)
-        return -np.mean(logp[np.arange(len(labels)), labels])
+        keep = y != IGNORE_INDEX
+        if not keep.any():
+            return np.asarray(np.nan, logits.dtype)  # as torch: a mean over no labels
+        return -np.mean(logp[np.flatnonzero(keep), y[keep]])
     y = labels.astype(logits.dtype)
+    # BCE with logits, stable form: max(z, 0) - z * y + log(1 + exp(-|z|))
     return np.mean(np.maximum(logits, 0) - logits * y + np.log1p(np.exp(-np.abs(logits))))
 
 
-class DinatBackbone(_NumpyDinat):
+class DinatBackbone(BackboneInfo, _NumpyDinat):
     """DiNAT as a feature extractor: normed (B, C, H, W) maps of the stages in ``config.out_features``.
 
     Stage ``"stem"`` is the embeddings; ``"stageN"`` is stage N's output *before* its
@@ -328,24 +393,16 @@ class DinatBackbone(_NumpyDinat):
 
     kind = "backbone"
 
-    def __call__(self, pixel_values: Any, output_attentions: bool = False,
-                 output_hidden_states: bool = False) -> DinatBackboneOutput:
+    def __call__(self, pixel_values: Any, output_hidden_states: bool | None = None,
+                 output_attentions: bool | None = None, return_dict: bool | None = None):
+        flags = output_flags(self.config, output_attentions, output_hidden_states, return_dict)
         p = _Params(self.params)
         x = embeddings(p.sub("embeddings"), self._pixels(pixel_values))  # (B, H/4, W/4, E)
-        _, _, before, attentions = encoder(p.sub("encoder"), x, self.config, output_attentions)
+        enc = encoder(p.sub("encoder"), x, self.config, flags.output_attentions)
         maps = []
-        for name, x in zip(self.config.stage_names, before, strict=True):
+        for name, x in zip(self.config.stage_names, enc.before_downsample, strict=True):
             if name in self.config.out_features:
-                norm = _Params(self.params, f"hidden_states_norms.{name}.")
+                norm = p.sub(f"hidden_states_norms.{name}")
                 y = layer_norm(x, norm["weight"], norm["bias"], TORCH_DEFAULT_EPS)  # (B, H, W, C)
                 maps.append(y.transpose(0, 3, 1, 2))  # (B, C, H, W)
-        return DinatBackboneOutput(
-            feature_maps=tuple(maps),
-            hidden_states=tuple(before) if output_hidden_states else None,
-            attentions=tuple(attentions) if output_attentions else None,
-        )
-
-    @property
-    def channels(self) -> list[int]:
-        ch = backbone_channels(self.config)
-        return [ch[name] for name in self.config.out_features]
+        return backbone_output(tuple(maps), enc, flags)
