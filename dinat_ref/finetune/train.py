@@ -41,7 +41,7 @@ from dinat_ref.config import PRESET_RESULTS, DinatConfig, preset_names
 from dinat_ref.finetune.data import ImageFolder, find_classes, stratified_split
 from dinat_ref.image_processor import PREPROCESSOR_CONFIG_NAME, DinatImageProcessor
 from dinat_ref.torch import DinatForImageClassification
-from dinat_ref.weights import adapt_state_dict, check_state_dict, expected_shapes, load_state_dict
+from dinat_ref.weights import load_state_dict
 
 __all__ = ["FinetuneConfig", "FinetuneResult", "finetune", "validate"]
 
@@ -196,30 +196,26 @@ def _classifier_from_checkpoint(path: str | os.PathLike, id2label: dict[int, str
                                 ) -> tuple[DinatForImageClassification, list[str]]:
     """A classifier with the checkpoint's trunk and a head for ``id2label``.
 
-    The head is kept when the checkpoint was trained on exactly these labels, else freshly
-    initialized (Hugging Face's init: normal(0, initializer_range), zero bias). Every trunk
-    weight must be in the checkpoint with the right shape; otherwise nothing loads and the
-    error names every missing, unexpected and mis-shaped key.
+    The head is kept when the checkpoint was trained on exactly these labels; for any other
+    labels it is left out of the weights handed to ``from_pretrained``, which then initialises
+    it (Hugging Face's init) and names it, even when the old head happens to have the same size.
+    Every trunk weight must be in the checkpoint with the right shape; otherwise nothing loads
+    and the error names every missing, unexpected and mis-shaped key.
 
     Returns:
         ``(model, newly_initialized_parameter_names)``.
     """
     config = DinatConfig.from_pretrained(path)
-    new = dataclasses.replace(config, num_labels=len(id2label), id2label=dict(id2label),
-                              extra=dict(config.extra))
     old_labels = config.id2label or {i: f"LABEL_{i}" for i in range(config.num_labels)}
-    keep_head = old_labels == new.id2label
-    sd = adapt_state_dict(load_state_dict(path, "torch"), new, "classification")
-    expected = expected_shapes(new, "classification")
-    head = sorted(k for k in expected if k.startswith("classifier."))
-    if not keep_head:
-        sd = {k: v for k, v in sd.items() if not k.startswith("classifier.")}
-        expected = {k: v for k, v in expected.items() if k not in head}
-    check_state_dict(sd, expected, where=f"finetune: model={os.fspath(path)!r}")
-    model = DinatForImageClassification(new)
-    missing, unexpected = model.load_state_dict(sd, strict=False)
-    assert not unexpected and sorted(missing) == ([] if keep_head else head), (missing, unexpected)
-    return model, ([] if keep_head else head)
+    keep_head = old_labels == dict(id2label)
+    state_dict = None
+    if not keep_head:  # other classes: a fresh head, not the old classes' weights relabelled
+        state_dict = {k: v for k, v in load_state_dict(path, "torch").items()
+                      if not k.startswith("classifier.")}
+    model, info = DinatForImageClassification.from_pretrained(
+        path, state_dict=state_dict, output_loading_info=True, num_labels=len(id2label),
+        id2label=dict(id2label), label2id={name: i for i, name in id2label.items()})
+    return model, sorted(info["missing_keys"])
 
 
 def _processor_for(cfg: FinetuneConfig, config: DinatConfig) -> DinatImageProcessor:
