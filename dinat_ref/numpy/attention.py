@@ -24,6 +24,8 @@ end are thin names over the N-D ones.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from dinat_ref.checks import Bools, Ints, Window, check_attention_args, check_probs_args, shape_error
@@ -42,23 +44,31 @@ __all__ = [
 
 def _numpy_only(where: str, **arrays) -> None:
     """A torch tensor here would be silently copied (or fail deep inside NumPy): say what to do."""
+    torch_fn = where.removesuffix("_backward")  # torch: autograd gives the backward
     for name, x in arrays.items():
         if type(x).__module__.split(".")[0] == "torch":
             raise TypeError(
-                f"{where}: {name} is a {type(x).__module__}.{type(x).__name__}; dinat_ref.numpy "
-                f"takes NumPy arrays. Use dinat_ref.torch.{where} for tensors, or pass "
+                f"{where}: {name} is a torch.{type(x).__name__}; dinat_ref.numpy takes NumPy "
+                f"arrays. Use dinat_ref.torch.{torch_fn} for tensors, or pass "
                 f"{name}.detach().cpu().numpy()."
             )
 
 
 def _flatten(x: np.ndarray, na_dim: int) -> np.ndarray:
     """(B, *spatial, heads, C) -> (B, N, heads, C), N = prod(spatial), row-major."""
-    return x.reshape(x.shape[0], -1, *x.shape[1 + na_dim :])
+    return x.reshape(x.shape[0], math.prod(x.shape[1 : 1 + na_dim]), *x.shape[1 + na_dim :])
 
 
-def _gather(x: np.ndarray, keys: np.ndarray) -> np.ndarray:
-    """Neighbors of every query: x (B, N, heads, C), keys (N, K) -> (B, N, K, heads, C)."""
-    return x[:, keys]
+def _gather(x: np.ndarray, keys: np.ndarray, valid: np.ndarray | None = None) -> np.ndarray:
+    """Neighbors of every query: x (B, N, heads, C), keys (N, K) -> (B, N, K, heads, C).
+
+    With ``valid`` (N, K), masked slots hold 0 instead of a repeated key, so that their
+    weight 0 never meets an inf or NaN there (``0 * inf = NaN``).
+    """
+    nb = x[:, keys]  # (B, N, K, heads, C)
+    if valid is None or valid.all():
+        return nb
+    return np.where(valid[None, :, :, None, None], nb, 0).astype(x.dtype, copy=False)
 
 
 def _bias(rpb: np.ndarray, rpb_idx: np.ndarray) -> np.ndarray:
@@ -77,8 +87,8 @@ def _logits(q, key, window: Window, scale, rpb):
     """Scaled, biased, masked logits ``s = (scale q) . k_nb + b``.
 
     Returns:
-        ``(s, keys)``: logits (B, N, heads, K) with ``-inf`` on masked slots, and the
-        (N, K) neighbor table they were gathered with (reused for ``v``).
+        ``(s, keys, valid)``: logits (B, N, heads, K) with ``-inf`` on masked slots, and the
+        (N, K) neighbor table they were gathered with (reused for ``v``) and its mask.
     """
     na_dim = window.ndim
     spatial = q.shape[1 : 1 + na_dim]
@@ -91,7 +101,7 @@ def _logits(q, key, window: Window, scale, rpb):
         s = s + _bias(rpb, idx)[None]  # (B, N, heads, K)
     if not valid.all():  # only causal windows have masked slots
         s = np.where(valid[None, :, None, :], s, -np.inf).astype(q.dtype, copy=False)  # (B, N, heads, K)
-    return s, keys
+    return s, keys, valid
 
 
 def _softmax(s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -125,7 +135,7 @@ def na_qk(q, k, kernel_size: Ints, stride: Ints = 1, dilation: Ints = 1, is_caus
     _numpy_only(where, q=q, k=k, rpb=rpb)
     window = check_attention_args(
         q, k, None, na_dim, kernel_size, stride, dilation, is_causal, rpb, scale, where)
-    s, _ = _logits(q, k, window, scale, rpb)  # (B, N, heads, K)
+    s, _, _ = _logits(q, k, window, scale, rpb)  # (B, N, heads, K)
     return s.reshape(*q.shape[:-1], s.shape[-1])  # (B, *spatial, heads, K)
 
 
@@ -142,7 +152,7 @@ def na_av(probs, v, kernel_size: Ints, stride: Ints = 1, dilation: Ints = 1,
     window = check_probs_args(probs, v, na_dim, kernel_size, stride, dilation, is_causal, where)
     keys, valid = neighbor_indices(v.shape[1 : 1 + na_dim], *window.args())  # (N, K) x2
     p = np.where(valid[None, :, None, :], _flatten(probs, na_dim), 0)  # (B, N, heads, K)
-    v_nb = _gather(_flatten(v, na_dim), keys)  # (B, N, K, heads, D)
+    v_nb = _gather(_flatten(v, na_dim), keys, valid)  # (B, N, K, heads, D)
     out = np.einsum("bnhk,bnkhd->bnhd", p, v_nb)  # (B, N, heads, D)
     return out.reshape(v.shape)
 
@@ -173,9 +183,9 @@ def na_forward(q, k, v, kernel_size: Ints, stride: Ints = 1, dilation: Ints = 1,
     _numpy_only(where, q=q, k=k, v=v, rpb=rpb)
     window = check_attention_args(
         q, k, v, na_dim, kernel_size, stride, dilation, is_causal, rpb, scale, where)
-    s, keys = _logits(q, k, window, scale, rpb)  # (B, N, heads, K)
+    s, keys, valid = _logits(q, k, window, scale, rpb)  # (B, N, heads, K)
     p, lse = _softmax(s)  # (B, N, heads, K), (B, N, heads)
-    v_nb = _gather(_flatten(v, na_dim), keys)  # (B, N, K, heads, Dv)
+    v_nb = _gather(_flatten(v, na_dim), keys, valid)  # (B, N, K, heads, Dv)
     out = np.einsum("bnhk,bnkhd->bnhd", p, v_nb).reshape(*v.shape)  # (B, *spatial, heads, Dv)
     return (out, lse.reshape(q.shape[:-1])) if return_lse else out
 
@@ -218,17 +228,17 @@ def na_backward(d_out, q, k, v, out, lse, kernel_size: Ints, stride: Ints = 1,
         q, k, v, na_dim, kernel_size, stride, dilation, is_causal, rpb, scale, where)
     _check_saved(where, d_out, q, v, out, lse)
     c = _scale(q, scale)
-    s, keys = _logits(q, k, window, scale, rpb)  # (B, N, heads, K)
+    s, keys, valid = _logits(q, k, window, scale, rpb)  # (B, N, heads, K)
     lse = _flatten(np.where(lse == -np.inf, 0, lse)[..., None], na_dim)  # fully masked: p = exp(-inf) = 0
     p = np.exp(s - lse)  # (B, N, heads, K)
     g = _flatten(d_out, na_dim)  # (B, N, heads, Dv)
     qf, kf, vf = (_flatten(x, na_dim) for x in (q, k, v))  # (B, N, heads, D)
 
-    dp = np.einsum("bnhd,bnkhd->bnhk", g, _gather(vf, keys))  # (B, N, heads, K)
+    dp = np.einsum("bnhd,bnkhd->bnhk", g, _gather(vf, keys, valid))  # (B, N, heads, K)
     D = np.einsum("bnhd,bnhd->bnh", g, _flatten(out, na_dim))  # (B, N, heads)
     ds = p * (dp - D[..., None])  # (B, N, heads, K)
 
-    dq = c * np.einsum("bnhk,bnkhd->bnhd", ds, _gather(kf, keys))  # (B, N, heads, D)
+    dq = c * np.einsum("bnhk,bnkhd->bnhd", ds, _gather(kf, keys, valid))  # (B, N, heads, D)
     # Scatter-adds: every (query n, slot t) sends its share to key keys[n, t].
     dv = np.zeros_like(vf)  # (B, N, heads, Dv)
     dk = np.zeros_like(kf)  # (B, N, heads, D)

@@ -27,6 +27,7 @@ import torch
 
 from dinat_ref.checks import Bools, Ints, Window, check_attention_args, check_probs_args
 from dinat_ref.torch.backends import flex as flex_backend
+from dinat_ref.torch.backends import local
 from dinat_ref.torch.backends import natten as natten_backend
 from dinat_ref.torch.backends import tiled as torch_backend
 
@@ -196,8 +197,19 @@ def na_forward(q, k, v, kernel_size: Ints, stride: Ints = 1, dilation: Ints = 1,
         _raise_none(choice, where)
     log.debug("%s: %s", where, choice)
     scale = req.head_dim ** -0.5 if scale is None else float(scale)
-    out, lse = BACKENDS[choice.chosen].forward(q, k, v, req.window, scale, rpb, req.return_lse)
+    if q.numel() == 0:  # batch 0 or heads 0
+        out, lse = _empty(q, k, v, rpb)
+    else:
+        out, lse = local.attend(BACKENDS[choice.chosen].forward, q, k, v, req.window, scale, rpb,
+                                req.return_lse)
     return (out, lse) if return_lse else out
+
+
+def _empty(q, k, v, rpb) -> tuple[torch.Tensor, torch.Tensor]:
+    """The outputs of a call with batch 0 or heads 0: empty, but part of the graph (zero grads)."""
+    tie = sum(x.sum() for x in (q, k, v, rpb) if x is not None) * 0  # () 0, reaches every input
+    out = v.new_zeros(v.shape) + tie  # (B, *spatial, H, Dv), no elements
+    return out, q.new_zeros(q.shape[:-1]) + tie  # lse (B, *spatial, H)
 
 
 def _qkav_backend(backend: str, where: str) -> None:
@@ -218,6 +230,9 @@ def na_qk(q, k, kernel_size: Ints, stride: Ints = 1, dilation: Ints = 1, is_caus
     req = _request(q, k, k, na_dim, kernel_size, stride, dilation, is_causal, scale, rpb,
                    False, where)
     scale = req.head_dim ** -0.5 if scale is None else float(scale)
+    if q.numel() == 0:  # batch 0 or heads 0
+        tie = sum(x.sum() for x in (q, k, rpb) if x is not None) * 0  # () 0, reaches every input
+        return q.new_zeros(*q.shape[:-1], req.window.slots) + tie
     return torch_backend.qk(q, k, req.window, scale, rpb)
 
 
@@ -238,7 +253,9 @@ def na_av(probs, v, kernel_size: Ints, stride: Ints = 1, dilation: Ints = 1,
     if probs.device != v.device:
         raise ValueError(f"{where}: attention is on {probs.device} but value is on {v.device}; "
                          f"use one device.")
-    return torch_backend.av(probs, v, window)
+    if v.numel() == 0:
+        return v.new_zeros(v.shape) + (probs.sum() + v.sum()) * 0
+    return local.weigh(torch_backend.av, probs, v, window)
 
 
 # ----------------------------------------------------------------------------------------

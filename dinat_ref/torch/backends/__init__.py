@@ -17,18 +17,38 @@ call) and ``forward(q, k, v, window, scale, rpb, return_lse) -> (out, lse or Non
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import lru_cache
 
+import numpy as np
 import torch
 
 from dinat_ref.checks import Window
-from dinat_ref.neighborhood import neighbor_indices
+from dinat_ref.neighborhood import neighbor_indices, rpb_indices
 
-__all__ = ["valid_slots"]
+__all__ = ["NeighborTables", "neighbor_tables"]
+
+
+@dataclass(frozen=True)
+class NeighborTables:
+    """Flat neighbor tables of an N-D grid, as torch tensors on one device.
+
+    Attributes:
+        keys: (N, K) int64 flat key index of each (query, slot); masked slots hold a valid key.
+        valid: (N, K) bool, False on the masked slots of causal windows.
+        rpb_flat: (N, K) int64 index into ``rpb.flatten(1)`` (row-major over the 2k-1 axes).
+    """
+
+    keys: torch.Tensor
+    valid: torch.Tensor
+    rpb_flat: torch.Tensor
 
 
 @lru_cache(maxsize=64)
-def valid_slots(shape: tuple[int, ...], window: Window, device: torch.device) -> torch.Tensor:
-    """(N, K) bool: False on the masked slots of causal windows (:func:`neighbor_indices`)."""
-    _, valid = neighbor_indices(shape, *window.args())  # (N, K)
-    return torch.as_tensor(valid, device=device)
+def neighbor_tables(shape: tuple[int, ...], window: Window, device: torch.device) -> NeighborTables:
+    """The rule's :func:`neighbor_indices` and :func:`rpb_indices` as cached torch tensors."""
+    keys, valid = neighbor_indices(shape, *window.args())  # (N, K) x2
+    idx = rpb_indices(shape, *window.args())  # (N, K, ndim)
+    flat = np.ravel_multi_index(tuple(np.moveaxis(idx, -1, 0)), [2 * ks - 1 for ks in window.kernel_size])
+    as_t = lambda x: torch.as_tensor(x, device=device)
+    return NeighborTables(keys=as_t(keys), valid=as_t(valid), rpb_flat=as_t(flat))

@@ -33,6 +33,7 @@ import torch
 from dinat_ref.checks import Window
 from dinat_ref.neighborhood import axis_windows
 from dinat_ref.torch.backends import tiled
+from dinat_ref.torch.backends.local import compute_dtype
 
 NAME = "flex"
 BLOCK = 128  # FlexAttention's block size (queries and keys)
@@ -176,5 +177,6 @@ def forward(q, k, v, window: Window, scale: float, rpb=None, return_lse: bool = 
     out, lse = out if return_lse else (out, None)  # lse: (B, H, N)
     out = out.transpose(1, 2).index_select(1, tab.inv).reshape(*q.shape[:-1], v.shape[-1])
     if lse is not None:
-        lse = lse.transpose(1, 2).index_select(1, tab.inv).reshape(q.shape[:-1]).to(q.dtype)
+        lse = lse.transpose(1, 2).index_select(1, tab.inv).reshape(q.shape[:-1])
+        lse = lse.to(compute_dtype(q.dtype))  # float32 for half inputs (beyond fp16's range)
     return out, lse

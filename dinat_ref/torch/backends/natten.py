@@ -13,6 +13,8 @@ import warnings
 
 import torch
 
+from dinat_ref.torch.backends.local import compute_dtype
+
 NAME = "natten"
 _FLOAT_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
 
@@ -61,4 +63,4 @@ def forward(q, k, v, window, scale: float, rpb=None, return_lse: bool = True):
             q, k, v, kernel_size=window.kernel_size, stride=window.stride,
             dilation=window.dilation, is_causal=window.is_causal, scale=scale, return_lse=True,
         )  # (B, *spatial, heads, D), (B, *spatial, heads)
-    return out, lse.to(q.dtype)
+    return out, lse.to(compute_dtype(q.dtype))  # float32 for half inputs (beyond fp16's range)

@@ -43,7 +43,8 @@ import torch.nn.functional as F
 
 from dinat_ref.checks import Window
 from dinat_ref.neighborhood import axis_product, axis_windows
-from dinat_ref.torch.backends import valid_slots
+from dinat_ref.torch.backends import neighbor_tables
+from dinat_ref.torch.backends.local import compute_dtype, safe_softmax
 
 NAME = "torch"
 
@@ -340,7 +341,7 @@ def _bias(layout: Layout, rpb: torch.Tensor | None, dtype: torch.dtype, B: int, 
     if rpb is None:
         bias = _mask_bias(layout, dtype)[:, None]  # (G, 1, Tq, KB), the same for every head
     else:
-        table = F.pad(rpb.flatten(1), (0, 1), value=float("-inf"))  # (H, R + 1)
+        table = F.pad(rpb.flatten(1).to(dtype), (0, 1), value=float("-inf"))  # (H, R + 1)
         index = t.rpb_or_mask.long()  # (G*Tq*KB,) cached as int32; the backward wants int64 (see tiles)
         bias = table.index_select(1, index).view(H, G, Tq, KB).transpose(0, 1)  # (G, H, Tq, KB)
     return bias.repeat(B, 1, 1, 1) if B > 1 else bias  # (B*G, H|1, Tq, KB)
@@ -352,23 +353,26 @@ def forward(q, k, v, window: Window, scale: float, rpb=None, return_lse: bool = 
 
     Without ``return_lse`` this is :func:`fused_forward` (fused attention per class of tiles).
     With it, the logits of every tile are materialized (``O(N * prod(KB))``) for their
-    log-sum-exp, with one bias for all tiles (:func:`_bias`).
+    log-sum-exp, with one bias for all tiles (:func:`_bias`), in float32 for half inputs.
+    A query with nothing to attend to (all logits ``-inf``) gets output 0 and lse ``-inf``.
     """
     if not return_lse:
         return fused_forward(q, k, v, window, scale, rpb, tile), None
     B, H = q.shape[0], q.shape[-2]
     layout = _layout(q, window, tile)
     t = tiles(layout)
-    q_t = _to_tiles(q, t.q_index)  # (B*G, H, Tq, D)
-    k_t = _to_tiles(k, t.k_index)  # (B*G, H, KB, D)
-    v_t = _to_tiles(v, t.k_index)  # (B*G, H, KB, Dv)
-    bias = _bias(layout, rpb, q.dtype, B, H)  # (B*G, H|1, Tq, KB)
+    ct = compute_dtype(q.dtype)  # float32 for half inputs: logits beyond 65504 stay finite
+    q_t = _to_tiles(q, t.q_index).to(ct)  # (B*G, H, Tq, D)
+    k_t = _to_tiles(k, t.k_index).to(ct)  # (B*G, H, KB, D)
+    v_t = _to_tiles(v, t.k_index).to(ct)  # (B*G, H, KB, Dv)
+    bias = _bias(layout, rpb, ct, B, H)  # (B*G, H|1, Tq, KB)
 
     s = torch.matmul(q_t * scale, k_t.transpose(-1, -2)) + bias  # (B*G, H, Tq, KB)
-    lse = torch.logsumexp(s, dim=-1, keepdim=True)  # (B*G, H, Tq, 1)
-    out_t = torch.matmul(torch.exp(s - lse), v_t)  # (B*G, H, Tq, Dv)
-    lse = _from_tiles(lse, t, B).view(q.shape[:-1])  # (B, *spatial, H)
-    out = _from_tiles(out_t, t, B).view(*q.shape[:-1], v.shape[-1])  # (B, *spatial, H, Dv)
+    lse = torch.logsumexp(s, dim=-1, keepdim=True)  # (B*G, H, Tq, 1), -inf for an empty row
+    shift = torch.where(lse == float("-inf"), 0.0, lse)  # (B*G, H, Tq, 1) empty row: p = 0, not NaN
+    out_t = torch.matmul(torch.exp(s - shift), v_t)  # (B*G, H, Tq, Dv)
+    lse = _from_tiles(lse, t, B).view(q.shape[:-1])  # (B, *spatial, H), float32 for half inputs
+    out = _from_tiles(out_t, t, B).view(*q.shape[:-1], v.shape[-1]).to(q.dtype)  # (B, *spatial, H, Dv)
     return out, lse
 
 
@@ -456,6 +460,9 @@ def fused_forward(q, k, v, window: Window, scale: float, rpb=None,
     t = tiles(layout)
     G, Tq, KB = t.mask.shape
     q_rows, k_rows, out_rows = _batch_rows(layout, B)
+    # An rpb with -inf entries can leave a query nothing to attend to: then every run takes the
+    # explicit path with safe_softmax (output 0 there, as NATTEN), not SDPA.
+    empty_rows = rpb is not None and bool(torch.isneginf(rpb).any())
     if rpb is None:
         biases = _class_masks(layout, q.dtype)  # per class (1|tiles, 1, Tq, KB)
     else:
@@ -470,17 +477,24 @@ def fused_forward(q, k, v, window: Window, scale: float, rpb=None,
     for (_, _, bias), qc, kc, vc in zip(runs, q_runs, k_runs, v_runs, strict=True):
         if B > 1 and bias.shape[0] > 1:  # one bias per tile: (tiles*B, H|1, Tq, KB), batch inner
             bias = bias.repeat_interleave(B, dim=0)  # (a single (1, ...) bias just broadcasts)
-        if bias.requires_grad:
+        if bias.requires_grad or empty_rows:
             # SDPA cannot fuse a bias that needs a gradient and falls back to this same math
-            # (with extra masking passes); spelled out it is ~15% faster. p: (tiles*B, H, Tq, KB)
-            p = torch.softmax(torch.matmul(qc * scale, kc.transpose(-1, -2)) + bias, dim=-1)
-            out_c = torch.matmul(p, vc)  # (tiles*B, H, Tq, Dv)
+            # (with extra masking passes); spelled out it is ~15% faster. Half inputs: float32.
+            out_c = _explicit(qc, kc, vc, bias, scale, empty_rows)  # (tiles*B, H, Tq, Dv)
         else:
             out_c = F.scaled_dot_product_attention(qc, kc, vc, attn_mask=bias, scale=scale)
         outs.append(out_c.transpose(1, 2))  # (tiles*B, Tq, H, Dv)
     out_t = torch.cat(outs) if len(outs) > 1 else outs[0]  # (G*B, Tq, H, Dv)
     out = out_t.reshape(G * B * Tq, -1).index_select(0, out_rows)  # (B*N, H*Dv)
     return out.view(*q.shape[:-1], v.shape[-1])  # (B, *spatial, H, Dv)
+
+
+def _explicit(q_t, k_t, v_t, bias, scale: float, empty_rows: bool) -> torch.Tensor:
+    """``softmax((scale q) k^T + bias) v`` spelled out, in float32 for half inputs: (X, H, Tq, Dv)."""
+    ct = compute_dtype(q_t.dtype)
+    s = torch.matmul(q_t.to(ct) * scale, k_t.to(ct).transpose(-1, -2)) + bias.to(ct)  # (X, H, Tq, KB)
+    p = safe_softmax(s)[0] if empty_rows else torch.softmax(s, dim=-1)  # (X, H, Tq, KB)
+    return torch.matmul(p, v_t.to(ct)).to(q_t.dtype)  # (X, H, Tq, Dv)
 
 
 def qk(q, key, window: Window, scale: float, rpb=None, tile: tuple[int, ...] | None = None):
@@ -496,7 +510,7 @@ def qk(q, key, window: Window, scale: float, rpb=None, tile: tuple[int, ...] | N
     s = s + _bias(layout, rpb, q.dtype, B, H)  # (B*G, H, Tq, KB)
     idx = _slot_index(layout, H)  # (N, H, K)
     s = s.reshape(B, -1).index_select(1, idx.flatten()).view(B, *idx.shape)  # (B, N, H, K)
-    valid = valid_slots(layout.shape, window, q.device)  # (N, K); causal windows may be short
+    valid = neighbor_tables(layout.shape, window, q.device).valid  # (N, K); causal windows may be short
     s = s.masked_fill(~valid[None, :, None, :], float("-inf"))
     return s.view(*q.shape[:-1], idx.shape[-1])  # (B, *spatial, H, K)
 
@@ -512,7 +526,7 @@ def av(probs, v, window: Window, tile: tuple[int, ...] | None = None):
     t = tiles(layout)
     G, Tq, KB = t.mask.shape
     idx = _slot_index(layout, H)  # (N, H, K)
-    valid = valid_slots(layout.shape, window, v.device)  # (N, K)
+    valid = neighbor_tables(layout.shape, window, v.device).valid  # (N, K)
     p = probs.reshape(B, *idx.shape).masked_fill(~valid[None, :, None, :], 0)  # (B, N, H, K)
     p_t = p.new_zeros(B, G * H * Tq * KB).index_add(1, idx.flatten(), p.reshape(B, -1))
     out_t = torch.matmul(p_t.view(B * G, H, Tq, KB), _to_tiles(v, t.k_index))  # (B*G, H, Tq, Dv)
