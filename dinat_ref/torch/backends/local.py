@@ -12,7 +12,7 @@ only when) q, k or v holds a non-finite number:
    neighbors (:func:`exact_rows`: the NumPy reference's steps on a list of rows), and
    written over the backend's answer.
 
-Finite inputs pay one ``isfinite`` check per tensor. Autograd flows through both parts, so
+Finite inputs pay one summing pass per tensor (:func:`all_finite`). Autograd flows through both parts, so
 gradients keep the reference's pattern too.
 
 :func:`safe_softmax` is the one softmax of every explicit path: a row whose logits are all
@@ -27,7 +27,7 @@ import torch
 from dinat_ref.checks import Window
 from dinat_ref.torch.backends import NeighborTables, neighbor_tables
 
-__all__ = ["compute_dtype", "safe_softmax", "exact_rows", "attend", "weigh"]
+__all__ = ["compute_dtype", "safe_softmax", "exact_rows", "all_finite", "attend", "weigh"]
 
 
 def compute_dtype(dtype: torch.dtype) -> torch.dtype:
@@ -98,11 +98,22 @@ def _bad_rows(ok_q, ok_kv, t: NeighborTables) -> tuple:
     return (~ok_q | bad_nb.any(dim=2)).nonzero(as_tuple=True)
 
 
+def all_finite(*xs: torch.Tensor) -> bool:
+    """Whether every entry of every x is finite, in one summing pass each (no boolean copies).
+
+    A NaN or inf entry makes the sum NaN or inf; a finite sum can only come from finite
+    entries. (A sum that overflows from finite entries says False: the careful path then runs,
+    which is slower but just as right.)
+    """
+    total = sum(x.sum(dtype=compute_dtype(x.dtype)) for x in xs)
+    return bool(torch.isfinite(total))
+
+
 def attend(forward, q, k, v, window: Window, scale: float, rpb=None, return_lse: bool = False):
     """``forward(q, k, v, window, scale, rpb, return_lse) -> (out, lse)``, non-finite values kept local."""
-    ok_q, ok_kv = _finite_rows(q), _finite_rows(k) & _finite_rows(v)  # (B, N, H) each
-    if bool(ok_q.all()) and bool(ok_kv.all()):
+    if all_finite(q, k, v):
         return forward(q, k, v, window, scale, rpb, return_lse)
+    ok_q, ok_kv = _finite_rows(q), _finite_rows(k) & _finite_rows(v)  # (B, N, H) each
     out, lse = forward(_clean(q), _clean(k), _clean(v), window, scale, rpb, return_lse)
     t = neighbor_tables(tuple(q.shape[1:-2]), window, q.device)
     rows = _bad_rows(ok_q, ok_kv, t)
@@ -113,9 +124,9 @@ def attend(forward, q, k, v, window: Window, scale: float, rpb=None, return_lse:
 
 def weigh(av, probs, v, window: Window):
     """``av(probs, v, window)`` (the neighborhood-layout weighted sum), non-finite v kept local."""
-    ok_v = _finite_rows(v)  # (B, N, H)
-    if bool(ok_v.all()):
+    if all_finite(v):
         return av(probs, v, window)
+    ok_v = _finite_rows(v)  # (B, N, H)
     out = av(probs, _clean(v), window)
     t = neighbor_tables(tuple(v.shape[1:-2]), window, v.device)
     rows = _bad_rows(torch.ones_like(ok_v), ok_v, t)
