@@ -187,7 +187,11 @@ def na_forward(q, k, v, kernel_size: Ints, stride: Ints = 1, dilation: Ints = 1,
         backend: "auto", "torch", "flex" or "natten".
 
     Returns:
-        out (B, *spatial, heads, dim_v), and with ``return_lse`` also lse (B, *spatial, heads).
+        out (B, *spatial, heads, dim_v), and with ``return_lse`` also lse (B, *spatial, heads),
+        float32 for half inputs (logits, softmax and lse are computed in float32 for them).
+        A NaN or inf input only reaches the queries whose neighborhood holds it, as in
+        :mod:`dinat_ref.numpy`; a query whose logits are all ``-inf`` gets output 0 and lse
+        ``-inf``; batch 0 or heads 0 give empty outputs.
     """
     where = f"na{na_dim}d"
     req = _request(q, k, v, na_dim, kernel_size, stride, dilation, is_causal, scale, rpb,
