@@ -34,12 +34,7 @@ SWEEP = settings(max_examples=25, deadline=None, derandomize=True,
 HEADS, DIM = 2, 4  # DIM a power of two, so NATTEN's CPU path can join
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tiny inputs: no thread hand-offs
 
 
 # ----------------------------------------------------------------------------------------

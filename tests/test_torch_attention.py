@@ -29,13 +29,7 @@ TOL = {  # (forward, backward) absolute+relative tolerance per dtype
 }
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """These inputs are tiny; one intra-op thread avoids thread hand-offs on a busy machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tiny inputs: no thread hand-offs
 
 
 def _random_config(rng: np.random.Generator, na_dim: int) -> dict:
