@@ -66,7 +66,8 @@ def brute_force(q, k, v, window, scale, rpb):
                 out[b, n, h], lse[b, n, h] = 0.0, -np.inf
                 continue
             m = row.max()
-            w = np.exp(row - m)
+            with np.errstate(invalid="ignore"):  # inf - inf = NaN: the NaN the reference must give
+                w = np.exp(row - m)
             out[b, n, h] = (w / w.sum()) @ vf[b, keys, h]
             lse[b, n, h] = m + np.log(w.sum())
     return out.reshape(*q.shape[:-1], v.shape[-1]), lse.reshape(q.shape[:-1])

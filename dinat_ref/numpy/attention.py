@@ -113,11 +113,11 @@ def _softmax(s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """
     m = s.max(axis=-1, keepdims=True)  # (..., 1) the slot with the largest logit
     m = np.where(m == -np.inf, 0, m)  # (..., 1) a fully masked row: exp(-inf - 0) = 0, not NaN
-    e = np.exp(s - m)  # (..., K) in [0, 1], masked slots exp(-inf) = 0
-    z = e.sum(axis=-1, keepdims=True)  # (..., 1) >= 1, or 0 for a fully masked row
-    with np.errstate(divide="ignore"):
-        lse = (m + np.log(z))[..., 0]  # log 0 = -inf for a fully masked row
-    return e / np.where(z == 0, 1, z), lse
+    with np.errstate(divide="ignore", invalid="ignore"):  # log 0 = -inf; inf - inf = NaN, as meant
+        e = np.exp(s - m)  # (..., K) in [0, 1], masked slots exp(-inf) = 0
+        z = e.sum(axis=-1, keepdims=True)  # (..., 1) >= 1, or 0 for a fully masked row
+        lse = (m + np.log(z))[..., 0]  # -inf for a fully masked row
+        return e / np.where(z == 0, 1, z), lse
 
 
 # ----------------------------------------------------------------------------------------

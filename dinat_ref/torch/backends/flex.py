@@ -172,9 +172,12 @@ def forward(q, k, v, window: Window, scale: float, rpb=None, return_lse: bool = 
     score_mod = None
     if rpb is not None:
         score_mod = _score_mod(tab, rpb.flatten(1), window)
+    aux = getattr(_flex(), "AuxRequest", None)  # torch >= 2.9 asks for the lse this way
+    want_lse = ({} if not return_lse else {"return_aux": aux(lse=True)} if aux else {"return_lse": True})
     out = _flex_attention(q.device)(qp, kp, vp, score_mod=score_mod, block_mask=block_mask,
-                                    scale=scale, return_lse=return_lse)  # (B, H, N, Dv)
-    out, lse = out if return_lse else (out, None)  # lse: (B, H, N)
+                                    scale=scale, **want_lse)  # (B, H, N, Dv)
+    out, lse = out if return_lse else (out, None)  # lse: (B, H, N), or an AuxOutput holding it
+    lse = getattr(lse, "lse", lse)
     out = out.transpose(1, 2).index_select(1, tab.inv).reshape(*q.shape[:-1], v.shape[-1])
     if lse is not None:
         lse = lse.transpose(1, 2).index_select(1, tab.inv).reshape(q.shape[:-1])
