@@ -4,8 +4,9 @@ For B=1, heads=2, dim=32, kernel 7x7, dilation 1 and 8, on 28x28, 56x56 and 112x
 
 * ``torch``      dinat_ref.torch.na2d(backend="torch"), the tiled path (forward, forward+backward)
 * ``torch+rpb``  the same with a relative positional bias (DiNAT's layers)
+* ``unguarded``  the tiled backend called directly, without the public function's checks and
+                 its non-finite guard (what keeping NaN/inf local costs: torch / unguarded)
 * ``qk/av``      the unfused path: na2d_qk -> softmax -> na2d_av (what attention-map output uses)
-* ``gather``     gather every neighbor and attend (dinat_ref.torch.backends.gather, the simplest form)
 * ``dense``      F.scaled_dot_product_attention over all tokens with an additive -inf mask
                  from the rule (what one writes without NA kernels; O(N^2) memory)
 * ``natten``     NATTEN 0.21 on CPU (its flex-fna path: forward only), where installed
@@ -38,8 +39,8 @@ import torch.nn.functional as F
 
 import dinat_ref.numpy as rn
 import dinat_ref.torch as nat
+from dinat_ref.checks import Window
 from dinat_ref.neighborhood import dense_mask
-from dinat_ref.torch.backends import gather
 
 HEADS, DIM, KERNEL = 2, 32, 7
 NATTEN_MAX_SIDE = 56  # NATTEN on CPU takes seconds per call above this; skipped there
@@ -74,17 +75,17 @@ def make_call(method: str, side: int, dilation: int, backward: bool):
             out = nat.na2d(q, k, v, KERNEL, dilation=dilation, rpb=bias, backend="torch")
             if backward:
                 out.sum().backward()
+    elif method == "unguarded":
+        window = Window((KERNEL, KERNEL), (1, 1), (dilation, dilation), (False, False))
+
+        def call():
+            out, _ = nat.BACKENDS["torch"].forward(q, k, v, window, DIM**-0.5, None, False)
+            if backward:
+                out.sum().backward()
     elif method == "qk/av":
         def call():
             p = torch.softmax(nat.na2d_qk(q, k, KERNEL, dilation=dilation), dim=-1)
             out = nat.na2d_av(p, v, KERNEL, dilation=dilation)
-            if backward:
-                out.sum().backward()
-    elif method == "gather":
-        window = ((KERNEL, KERNEL), (1, 1), (dilation, dilation), (False, False))
-
-        def call():
-            out, _ = gather.forward(q, k, v, *window, DIM**-0.5, None, 2)
             if backward:
                 out.sum().backward()
     elif method == "dense":
@@ -179,7 +180,7 @@ def main(argv=None) -> int:
     torch.set_num_threads(args.threads)
     clock = time.process_time if args.threads == 1 else time.perf_counter
     sides = (28, 56) if args.quick else (28, 56, 112)
-    methods = ["torch", "torch+rpb", "qk/av", "gather", "dense", "natten", "numpy"]
+    methods = ["torch", "unguarded", "torch+rpb", "qk/av", "dense", "natten", "numpy"]
     print(f"torch {torch.__version__}, {args.threads} thread(s); B=1 heads={HEADS} dim={DIM} "
           f"k={KERNEL}; median {'CPU' if args.threads == 1 else 'wall'} time")
 
@@ -263,6 +264,12 @@ def _check_targets(results):
                 continue
             print(f"  {side}x{side} d={dilation}: torch fwd is {o / t:6.1f}x faster than {other} "
                   f"(target >= {want}x): {'met' if o / t >= want else 'MISSED'}")
+    for side in sorted({r["side"] for r in results}):
+        for backward in (False, True):
+            t, u = (_get(results, side, 1, backward, m) for m in ("torch", "unguarded"))
+            if t is not None and u is not None:
+                print(f"  {side}x{side} d=1 {'fwd+bwd' if backward else 'fwd'}: checks + non-finite guard "
+                      f"cost {100 * (t / u - 1):+.1f}% (torch {t:.2f} ms vs unguarded {u:.2f} ms)")
     for dilation in (1, 8):
         for backward in (False, True):
             pts = sorted((r["side"] ** 2, r["ms"]) for r in results if r["method"] == "torch"
@@ -285,7 +292,7 @@ def _plot(results, path):
 
     styles = {  # method -> (color, marker, line width)
         "torch": ("C0", "o", 2.5), "torch+rpb": ("C9", "o", 1.5), "qk/av": ("C4", "v", 1.2),
-        "gather": ("C2", "^", 1.2), "dense": ("C3", "s", 2.0), "natten": ("C1", "D", 1.5),
+        "dense": ("C3", "s", 2.0), "natten": ("C1", "D", 1.5),
         "numpy": ("C7", "x", 1.2),
     }
     sides = sorted({r["side"] for r in results})

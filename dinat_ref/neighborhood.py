@@ -60,6 +60,7 @@ from dinat_ref.checks import Bools, Ints, as_tuple, check_window_args
 __all__ = [
     "AxisWindows",
     "axis_windows",
+    "axis_product",
     "neighbor_indices",
     "neighbors_of",
     "dense_mask",
@@ -146,13 +147,22 @@ def _per_axis(shape, kernel_size, stride, dilation, is_causal, where) -> list[Ax
     ]
 
 
-def neighbor_indices(
-    shape: Ints,
-    kernel_size: Ints,
-    stride: Ints = 1,
-    dilation: Ints = 1,
-    is_causal: Bools = False,
-) -> tuple[np.ndarray, np.ndarray]:
+def axis_product(tables: list[np.ndarray], combine) -> np.ndarray:
+    """The row-major product over axes of per-axis ``(L_a, X_a)`` tables: ``(prod L, prod X)``.
+
+    Entry ``[(i0, i1, ...), (t0, t1, ...)]`` (rows and columns each row-major over the axes) is
+    ``combine`` folded over the axes' entries ``table_a[i_a, t_a]``, e.g. ``np.logical_and``
+    for "a neighbor on every axis".
+    """
+    out = tables[0]  # (rows so far, columns so far)
+    for t in tables[1:]:
+        both = combine(out[:, None, :, None], t[None, :, None, :])  # (Nprev, L, Xprev, X)
+        out = both.reshape(out.shape[0] * t.shape[0], -1)  # the new axis is the fastest
+    return out
+
+
+def neighbor_indices(shape: Ints, kernel_size: Ints, stride: Ints = 1, dilation: Ints = 1,
+                     is_causal: Bools = False) -> tuple[np.ndarray, np.ndarray]:
     """Flat key index of every (query, slot) pair of an N-D grid.
 
     Queries and keys are numbered row-major over ``shape`` (``np.ravel_multi_index``);
@@ -163,54 +173,35 @@ def neighbor_indices(
         Masked slots (``valid == False``, causal only) hold a valid key so gathers stay in bounds.
     """
     axes = _per_axis(shape, kernel_size, stride, dilation, is_causal, "neighbor_indices")
-    keys = np.zeros((1, 1), dtype=np.int64)  # (queries so far, slots so far)
-    valid = np.ones((1, 1), dtype=bool)
-    # Build the product over axes one axis at a time: flat = flat_prev * L_a + j_a.
-    for a in axes:
-        L, k = a.keys.shape
-        keys = (keys[:, None, :, None] * L + a.keys[None, :, None, :])  # (Nprev, L, Kprev, k)
-        valid = valid[:, None, :, None] & a.valid[None, :, None, :]  # (Nprev, L, Kprev, k)
-        keys = keys.reshape(keys.shape[0] * L, -1)  # (Nprev * L, Kprev * k)
-        valid = valid.reshape(valid.shape[0] * L, -1)
-    return keys, valid  # (N, K), (N, K)
+    lengths = [len(a.start) for a in axes]
+    # Flat index n = sum_a j_a * (L_{a+1} * ... * L_last), so the per-axis terms just add up.
+    place = [prod(lengths[a + 1 :]) for a in range(len(axes))]
+    keys = axis_product([a.keys * p for a, p in zip(axes, place, strict=True)], np.add)  # (N, K)
+    valid = axis_product([a.valid for a in axes], np.logical_and)  # (N, K)
+    return keys.astype(np.int64, copy=False), valid
 
 
-def rpb_indices(
-    shape: Ints,
-    kernel_size: Ints,
-    stride: Ints = 1,
-    dilation: Ints = 1,
-    is_causal: Bools = False,
-) -> np.ndarray:
+def rpb_indices(shape: Ints, kernel_size: Ints, stride: Ints = 1, dilation: Ints = 1,
+                is_causal: Bools = False) -> np.ndarray:
     """RPB index of every (query, slot) pair: ``(N, K, ndim)``, one index per axis.
 
-    ``rpb[head][tuple(idx[n, t])]`` is the bias query ``n`` adds to its slot ``t``.
+    ``rpb[head][tuple(idx[n, t])]`` is the bias query ``n`` adds to its slot ``t``: per axis
+    ``(k - 1) + (j - i) / d`` for query coordinate ``i`` and key coordinate ``j``, read off
+    :func:`neighbor_indices` (masked slots repeat a real key, so their index is in range too).
     """
-    axes = _per_axis(shape, kernel_size, stride, dilation, is_causal, "rpb_indices")
-    ndim = len(axes)
-    per_axis = []
-    for a_pos, a in enumerate(axes):
-        # Broadcast axis a's (L, k) table over the other axes' query and slot positions.
-        q_shape = [1] * ndim
-        q_shape[a_pos] = a.rpb_index.shape[0]
-        s_shape = [1] * ndim
-        s_shape[a_pos] = a.rpb_index.shape[1]
-        table = a.rpb_index.reshape(q_shape + s_shape)  # (1.., L, 1.., 1.., k, 1..)
-        full = np.broadcast_to(
-            table, [len(b.start) for b in axes] + [b.keys.shape[1] for b in axes]
-        )  # (*shape, *kernel_size)
-        per_axis.append(full.reshape(prod(full.shape[:ndim]), -1))  # (N, K)
+    shape, kernel_size, _, dilation, _ = check_window_args(
+        shape, kernel_size, stride, dilation, is_causal, where="rpb_indices"
+    )
+    keys, _ = neighbor_indices(shape, kernel_size, stride, dilation, is_causal)  # (N, K)
+    i = np.unravel_index(np.arange(keys.shape[0]), shape)  # ndim x (N,) query coordinates
+    j = np.unravel_index(keys, shape)  # ndim x (N, K) key coordinates
+    per_axis = [(ks - 1) + (ja - ia[:, None]) // d
+                for ia, ja, ks, d in zip(i, j, kernel_size, dilation, strict=True)]  # ndim x (N, K)
     return np.stack(per_axis, axis=-1)  # (N, K, ndim)
 
 
-def neighbors_of(
-    query: Ints,
-    shape: Ints,
-    kernel_size: Ints,
-    stride: Ints = 1,
-    dilation: Ints = 1,
-    is_causal: Bools = False,
-) -> list[tuple[int, ...]]:
+def neighbors_of(query: Ints, shape: Ints, kernel_size: Ints, stride: Ints = 1, dilation: Ints = 1,
+                 is_causal: Bools = False) -> list[tuple[int, ...]]:
     """The keys one query attends to, as sorted coordinate tuples.
 
     >>> neighbors_of(8, 10, kernel_size=3, dilation=2)
@@ -230,13 +221,8 @@ def neighbors_of(
     return sorted(tuple(int(c) for c in point) for point in points)
 
 
-def dense_mask(
-    shape: Ints,
-    kernel_size: Ints,
-    stride: Ints = 1,
-    dilation: Ints = 1,
-    is_causal: Bools = False,
-) -> np.ndarray:
+def dense_mask(shape: Ints, kernel_size: Ints, stride: Ints = 1, dilation: Ints = 1,
+               is_causal: Bools = False) -> np.ndarray:
     """The ``(N, N)`` boolean mask: ``mask[query, key]`` is True iff query attends to key.
 
     Built from the window bounds directly (same group, inside ``[start, start + count*d)``),
@@ -246,19 +232,15 @@ def dense_mask(
     shape, kernel_size, stride, dilation, is_causal = check_window_args(
         shape, kernel_size, stride, dilation, is_causal, where="dense_mask"
     )
-    mask = np.ones((1, 1), dtype=bool)  # (queries so far, keys so far)
-    for L, k, s, d, c in zip(shape, kernel_size, stride, dilation, is_causal, strict=True):
-        a = axis_windows(L, k, s, d, c)
+    per_axis = []
+    for L, ks, st, d, c in zip(shape, kernel_size, stride, dilation, is_causal, strict=True):
+        a = axis_windows(L, ks, st, d, c)
         j = np.arange(L)[None, :]  # (1, L) key index
         stop = a.start + a.count * d  # (L,) one past the window, in full-axis steps
         same_group = (j % d) == a.group[:, None]  # (L, L)
         inside = (j >= a.start[:, None]) & (j < stop[:, None])  # (L, L)
-        axis_mask = same_group & inside  # (L, L) query i sees key j on this axis
-        # AND with the axes so far: flat index is row-major, so the new axis is the fastest.
-        mask = (mask[:, None, :, None] & axis_mask[None, :, None, :]).reshape(
-            mask.shape[0] * L, mask.shape[1] * L
-        )
-    return mask
+        per_axis.append(same_group & inside)  # (L, L) query i sees key j on this axis
+    return axis_product(per_axis, np.logical_and)  # (N, N): a neighbor on every axis
 
 
 def dilation_groups(shape: Ints, dilation: Ints) -> np.ndarray:

@@ -91,19 +91,13 @@ __all__ = [
 # One layer, many layers
 # ----------------------------------------------------------------------------------------
 
-def layer_dependency(
-    length: int,
-    kernel_size: int,
-    dilation: int = 1,
-    stride: int = 1,
-    is_causal: bool = False,
-    pad_to_window: bool = True,
-) -> np.ndarray:
+def layer_dependency(length: int, kernel_size: int, stride: int = 1, dilation: int = 1,
+                     is_causal: bool = False, pad_to_window: bool = True) -> np.ndarray:
     """``M[q, j]``: output ``q`` of one NA/DiNA layer depends on input ``j``. ``(L, L)`` bool.
 
     Args:
         length: L, real tokens on the axis.
-        kernel_size, dilation, stride, is_causal: the layer's window (see :mod:`dinat_ref.neighborhood`).
+        kernel_size, stride, dilation, is_causal: the layer's window (see :mod:`dinat_ref.neighborhood`).
         pad_to_window: if True and ``k * d > L``, follow DiNAT: pad to ``k * d`` with zero
             tokens at the end, use the padded grid's windows, keep real tokens only.
     """
@@ -120,14 +114,8 @@ def _compose(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return (a.astype(np.int64) @ b.astype(np.int64)) > 0  # counts paths, then "at least one"
 
 
-def receptive_fields_1d(
-    length: int,
-    kernel_size: int,
-    dilations: Sequence[int],
-    stride: int = 1,
-    is_causal: bool = False,
-    pad_to_window: bool = True,
-) -> np.ndarray:
+def receptive_fields_1d(length: int, kernel_size: int, dilations: Sequence[int], stride: int = 1,
+                        is_causal: bool = False, pad_to_window: bool = True) -> np.ndarray:
     """Exact receptive field after each layer of a 1-D stack: ``(n_layers, L, L)`` bool.
 
     ``rf[l, q, j]`` is True iff input token ``j`` of the stack can change output ``q`` of
@@ -144,7 +132,7 @@ def receptive_fields_1d(
     rf = np.eye(length, dtype=bool)  # (L, L) zero layers: each token sees itself
     out = []
     for d in dilations:
-        m = layer_dependency(length, kernel_size, int(d), stride, is_causal, pad_to_window)  # (L, L)
+        m = layer_dependency(length, kernel_size, stride, int(d), is_causal, pad_to_window)  # (L, L)
         rf = _compose(m, rf)  # (L, L) the new layer reads the previous layer's outputs
         out.append(rf)
     return np.stack(out)  # (n_layers, L, L)

@@ -14,9 +14,12 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+import torch_gather  # noqa: E402
+
 import dinat_ref.numpy as ref  # noqa: E402
 import dinat_ref.torch as nat  # noqa: E402
-from dinat_ref.torch.backends import gather, tiled  # noqa: E402
+from dinat_ref.checks import Window  # noqa: E402
+from dinat_ref.torch.backends import tiled  # noqa: E402
 
 TOL = {  # (forward, backward) absolute+relative tolerance per dtype
     torch.float64: (1e-10, 1e-10),
@@ -26,13 +29,7 @@ TOL = {  # (forward, backward) absolute+relative tolerance per dtype
 }
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """These inputs are tiny; one intra-op thread avoids thread hand-offs on a busy machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tiny inputs: no thread hand-offs
 
 
 def _random_config(rng: np.random.Generator, na_dim: int) -> dict:
@@ -157,15 +154,15 @@ def test_tiling_does_not_change_the_result(tile):
     want = ref.na2d(q, k, v, ks, st, dil, causal, 0.5, rpb)
     tq, tk, tv, trpb = (torch.tensor(a) for a in (q, k, v, rpb))
     for return_lse in (False, True):
-        got, _ = tiled.forward(tq, tk, tv, ks, st, dil, causal, 0.5, trpb, 2, return_lse=return_lse,
-                               tile=tile)
+        got, _ = tiled.forward(tq, tk, tv, Window(ks, st, dil, causal), 0.5, trpb,
+                               return_lse=return_lse, tile=tile)
         _close(got, want, 1e-12, f"tile={tile}")
-    s = tiled.qk(tq, tk, ks, st, dil, causal, 0.5, trpb, 2, tile=tile)
+    s = tiled.qk(tq, tk, Window(ks, st, dil, causal), 0.5, trpb, tile=tile)
     want_s = ref.na2d_qk(q, k, ks, st, dil, causal, 0.5, rpb)
     assert torch.equal(torch.isinf(s), torch.as_tensor(np.isinf(want_s)))
     _close(s.masked_fill(s.isinf(), 0), np.where(np.isinf(want_s), 0, want_s), 1e-12, f"qk tile={tile}")
     p = torch.softmax(s, dim=-1)
-    got = tiled.av(p, tv, ks, st, dil, causal, 2, tile=tile)
+    got = tiled.av(p, tv, Window(ks, st, dil, causal), tile=tile)
     _close(got, ref.na2d_av(p.numpy(), v, ks, st, dil, causal), 1e-12, f"av tile={tile}")
 
 
@@ -174,12 +171,12 @@ def test_tile_classes_shared_and_rare_biases():
     cfg = dict(shape=(21, 37), kernel_size=(5, 4), stride=(1, 2), dilation=(2, 3),
                is_causal=(False, True), rpb=True)
     ks, st, dil, causal = _window(cfg)
-    t = tiled.tiles(cfg["shape"], ks, st, dil, causal, (4, 3), torch.device("cpu"))
+    t = tiled.tiles(tiled.Layout(cfg["shape"], Window(ks, st, dil, causal), (4, 3), torch.device("cpu")))
     assert {shared for _, _, shared in t.classes} == {True, False}  # both kinds are exercised
     q, k, v, rpb = _inputs(cfg, batch=3, dim=4)
     want = ref.na2d(q, k, v, ks, st, dil, causal, None, rpb)
     args = [_t(a, torch.float64, grad=True) for a in (q, k, v, rpb)]
-    got = tiled.fused_forward(*args[:3], ks, st, dil, causal, 0.5, args[3], 2, tile=(4, 3))
+    got = tiled.fused_forward(*args[:3], Window(ks, st, dil, causal), 0.5, args[3], tile=(4, 3))
     _close(got, ref.na2d(q, k, v, ks, st, dil, causal, 0.5, rpb), 1e-12, "fused, scale 0.5")
     got = nat.na2d(*args[:3], ks, st, dil, causal, None, args[3], backend="torch")
     _close(got, want, 1e-12, "na2d")
@@ -203,11 +200,11 @@ def test_runs_of_tiles_with_and_without_autograd(run_keys, monkeypatch):
     for bias in (rpb, None):
         with torch.no_grad():
             args = [_t(a, torch.float64) for a in (q, k, v, bias)]
-            got = tiled.fused_forward(*args[:3], ks, st, dil, causal, 0.5, args[3], 2, tile=(4, 3))
+            got = tiled.fused_forward(*args[:3], Window(ks, st, dil, causal), 0.5, args[3], tile=(4, 3))
         want = ref.na2d(q, k, v, ks, st, dil, causal, 0.5, bias)
         _close(got, want, 1e-12, f"no grad, rpb={bias is not None}")
     args = [_t(a, torch.float64, grad=True) for a in (q, k, v, rpb)]
-    got = tiled.fused_forward(*args[:3], ks, st, dil, causal, 0.5, args[3], 2, tile=(4, 3))
+    got = tiled.fused_forward(*args[:3], Window(ks, st, dil, causal), 0.5, args[3], tile=(4, 3))
     _close(got, out, 1e-12, "autograd")
     d_out = np.random.default_rng(3).standard_normal(out.shape)
     grads = torch.autograd.grad(got, args, torch.tensor(d_out))
@@ -220,8 +217,9 @@ def test_memory_is_linear_in_tokens():
     """The tile tables (and so the logits) hold O(N * prod(k)) entries, not O(N^2)."""
     per_token = []
     for L in (28, 56, 112):
-        window = ((L, L), (7, 7), (1, 1), (1, 1), (False, False))
-        t = tiled.tiles(*window, tiled.choose_tile(*window), torch.device("cpu"))
+        window = Window((7, 7), (1, 1), (1, 1), (False, False))
+        tile = tiled.choose_tile((L, L), window)
+        t = tiled.tiles(tiled.Layout((L, L), window, tile, torch.device("cpu")))
         per_token.append(t.mask.numel() / L**2)
     # (T + k - 1)^2 keys per query for T = 8, k = 7, times the padding of L to whole tiles
     assert max(per_token) <= 6 * 49, per_token
@@ -254,8 +252,9 @@ def test_qk_av_match_numpy_and_the_gather_form(cfg):
     d_out = torch.randn(out.shape, dtype=torch.float64, generator=torch.Generator().manual_seed(3))
     grads = torch.autograd.grad((out * d_out).sum(), leaves)
     scale = q.shape[-1] ** -0.5
-    s_g = gather.qk(tq, tk, ks, st, dil, causal, scale, trpb, na_dim)
-    out_g = gather.av(torch.softmax(s_g, dim=-1), tv, ks, st, dil, causal, na_dim)
+    window = Window(ks, st, dil, causal)
+    s_g = torch_gather.qk(tq, tk, window, scale, trpb)
+    out_g = torch_gather.av(torch.softmax(s_g, dim=-1), tv, window)
     torch.testing.assert_close(out_g, out, rtol=1e-12, atol=1e-12)
     for got, want in zip(grads, torch.autograd.grad((out_g * d_out).sum(), leaves), strict=True):
         torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-10)

@@ -66,133 +66,85 @@ def layer_norm(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, eps: float =
 # erf / erfc (W. J. Cody, 1969) and GELU
 # ----------------------------------------------------------------------------------------
 
-# erf(x) = x P(x^2) / Q(x^2) on |x| <= 0.46875
-_A = (3.16112374387056560e00, 1.13864154151050156e02, 3.77485237685302021e02,
-      3.20937758913846947e03, 1.85777706184603153e-1)
-_B = (2.36012909523441209e01, 2.44024637934444173e02, 1.28261652607737228e03, 2.84423683343917062e03)
-# erfc(x) = exp(-x^2) P(x) / Q(x) on 0.46875 < x <= 4
-_C = (5.64188496988670089e-1, 8.88314979438837594e00, 6.61191906371416295e01,
-      2.98635138197400131e02, 8.81952221241769090e02, 1.71204761263407058e03,
-      2.05107837782607147e03, 1.23033935479799725e03, 2.15311535474403846e-8)
-_D = (1.57449261107098347e01, 1.17693950891312499e02, 5.37181101862009858e02,
-      1.62138957456669019e03, 3.29079923573345963e03, 4.36261909014324716e03,
-      3.43936767414372164e03, 1.23033935480374942e03)
-# erfc(x) = exp(-x^2)/x (1/sqrt(pi) + P(1/x^2) / (x^2 Q(1/x^2))) on x > 4
-_P = (3.05326634961232344e-1, 3.60344899949804439e-1, 1.25781726111229246e-1,
-      1.60837851487422766e-2, 6.58749161529837803e-4, 1.63153871373020978e-2)
-_Q = (2.56852019228982242e00, 1.87295284992346047e00, 5.27905102951428412e-1,
-      6.05183413124413191e-2, 2.33520497626869185e-3)
+# Cody's coefficients, highest power first (for _horner); denominators are monic.
+# erf(t) = t A_NUM(t^2) / A_DEN(t^2) on |t| <= 0.46875
+_A_NUM = (1.85777706184603153e-1, 3.16112374387056560e00, 1.13864154151050156e02,
+          3.77485237685302021e02, 3.20937758913846947e03)
+_A_DEN = (1.0, 2.36012909523441209e01, 2.44024637934444173e02, 1.28261652607737228e03,
+          2.84423683343917062e03)
+# erfc(t) = exp(-t^2) C_NUM(t) / C_DEN(t) on 0.46875 < t <= 4
+_C_NUM = (2.15311535474403846e-8, 5.64188496988670089e-1, 8.88314979438837594e00,
+          6.61191906371416295e01, 2.98635138197400131e02, 8.81952221241769090e02,
+          1.71204761263407058e03, 2.05107837782607147e03, 1.23033935479799725e03)
+_C_DEN = (1.0, 1.57449261107098347e01, 1.17693950891312499e02, 5.37181101862009858e02,
+          1.62138957456669019e03, 3.29079923573345963e03, 4.36261909014324716e03,
+          3.43936767414372164e03, 1.23033935480374942e03)
+# erfc(t) = exp(-t^2) / t (1/sqrt(pi) + z P_NUM(z) / P_DEN(z)), z = 1/t^2, on t > 4
+_P_NUM = (-1.63153871373020978e-2, -3.05326634961232344e-1, -3.60344899949804439e-1,
+          -1.25781726111229246e-1, -1.60837851487422766e-2, -6.58749161529837803e-4)
+_P_DEN = (1.0, 2.56852019228982242e00, 1.87295284992346047e00, 5.27905102951428412e-1,
+          6.05183413124413191e-2, 2.33520497626869185e-3)
 _SQRPI = 5.6418958354775628695e-1  # 1 / sqrt(pi)
 
 
-def _erf_small(x: np.ndarray) -> np.ndarray:
-    """erf on |x| <= 0.46875."""
-    z = x * x
-    num, den = _A[4] * z, z
-    for i in range(3):
-        num = (num + _A[i]) * z
-        den = (den + _B[i]) * z
-    return x * (num + _A[3]) / (den + _B[3])
+def _horner(coeffs, x: np.ndarray) -> np.ndarray:
+    """``c[0] x^n + c[1] x^(n-1) + ... + c[n]``."""
+    ct = x.dtype.type
+    y = x * ct(coeffs[0])
+    y += ct(coeffs[1])
+    for c in coeffs[2:]:  # in place: these run on every GELU input
+        y *= x
+        y += ct(c)
+    return y
 
 
-def _exp_neg_sq(y: np.ndarray) -> np.ndarray:
-    """exp(-y^2) with Cody's split ``y = y16 + r`` (y16 = y rounded down to 1/16) to keep digits."""
-    y16 = np.trunc(y * 16.0) / 16.0
-    return np.exp(-y16 * y16) * np.exp(-(y - y16) * (y + y16))
+def _erfc_nonneg(t: np.ndarray) -> np.ndarray:
+    """erfc(t) for t >= 0 (float32 or float64 throughout), Cody's three intervals.
 
-
-def _erfc_pos(y: np.ndarray) -> np.ndarray:
-    """erfc on y > 0.46875 (both Cody intervals)."""
-    out = np.empty_like(y)
-    mid = y <= 4.0
-    ym = y[mid]
-    num, den = _C[8] * ym, ym
-    for i in range(7):
-        num = (num + _C[i]) * ym
-        den = (den + _D[i]) * ym
-    out[mid] = (num + _C[7]) / (den + _D[7]) * _exp_neg_sq(ym)
-    big = ~mid
-    yb = np.minimum(y[big], 27.0)  # erfc underflows to 0 past ~26.5 in float64 anyway
-    z = 1.0 / (yb * yb)
-    num, den = _P[5] * z, z
-    for i in range(4):
-        num = (num + _P[i]) * z
-        den = (den + _Q[i]) * z
-    r = z * (num + _P[4]) / (den + _Q[4])
-    out[big] = np.where(y[big] > 27.0, 0.0, (_SQRPI - r) / yb * _exp_neg_sq(yb))
+    The first two run on the whole array and ``np.where`` picks (boolean indexing is slow);
+    the far tail (``t > 4``, erfc < 1.6e-8) is rare and computed on its entries only.
+    """
+    ct = t.dtype.type
+    t2 = t * t
+    # t <= 0.46875: erfc(t) = 1 - t A(t^2) / B(t^2)
+    small = _horner(_A_NUM, t2)
+    small /= _horner(_A_DEN, t2)
+    small *= -t
+    small += ct(1)
+    # 0.46875 < t <= 4: erfc(t) = exp(-t^2) C(t) / D(t)
+    mid = _horner(_C_NUM, t)
+    mid /= _horner(_C_DEN, t)
+    mid *= np.exp(-t2)
+    out = np.where(t <= ct(0.46875), small, mid)
+    far = t > ct(4)
+    if far.any():  # t > 4: erfc(t) = exp(-t^2) / t (1/sqrt(pi) + z P(z) / Q(z)), z = 1/t^2
+        y = np.minimum(t[far].astype(np.float64), 27.0)  # erfc underflows to 0 past ~26.5 anyway
+        z = 1.0 / (y * y)
+        r = (_SQRPI + z * _horner(_P_NUM, z) / _horner(_P_DEN, z)) / y
+        y16 = np.trunc(y * 16.0) / 16.0  # exp(-y^2) split as in Cody, to keep the digits
+        out[far] = r * np.exp(-y16 * y16) * np.exp(-(y - y16) * (y + y16))
     return out
 
 
 def erfc(x: np.ndarray) -> np.ndarray:
-    """Complementary error function ``1 - erf(x)``, accurate in both tails."""
+    """Complementary error function ``1 - erf(x)``, accurate in both tails (float64: ~1e-15)."""
     x = np.asarray(x)
     dtype = x.dtype if np.issubdtype(x.dtype, np.floating) else np.float64
     xf = x.astype(np.float64)
-    out = np.empty_like(xf)
-    small = np.abs(xf) <= 0.46875
-    out[small] = 1.0 - _erf_small(xf[small])
-    pos = (~small) & (xf > 0)
-    neg = (~small) & (xf < 0)
-    out[pos] = _erfc_pos(xf[pos])
-    out[neg] = 2.0 - _erfc_pos(-xf[neg])
-    out[np.isnan(xf)] = np.nan
-    return out.astype(dtype, copy=False)
+    pos = _erfc_nonneg(np.abs(xf))  # erfc(|x|)
+    return np.where(xf < 0, 2.0 - pos, pos).astype(dtype, copy=False)  # erfc(-t) = 2 - erfc(t)
 
 
 def erf(x: np.ndarray) -> np.ndarray:
-    """Error function ``2/sqrt(pi) int_0^x exp(-t^2) dt``."""
+    """Error function ``2/sqrt(pi) int_0^x exp(-t^2) dt = 1 - erfc(x)``."""
     x = np.asarray(x)
     dtype = x.dtype if np.issubdtype(x.dtype, np.floating) else np.float64
     xf = x.astype(np.float64)
-    out = np.empty_like(xf)
-    small = np.abs(xf) <= 0.46875
-    out[small] = _erf_small(xf[small])
-    big = ~small
-    out[big] = np.sign(xf[big]) * (1.0 - _erfc_pos(np.abs(xf[big])))
-    return out.astype(dtype, copy=False)
-
-
-def _erfc_two_intervals(t: np.ndarray) -> np.ndarray:
-    """erfc(t) for t >= 0 from Cody's first two intervals, evaluated everywhere and selected.
-
-    No boolean indexing (slow in NumPy): both rational functions run on the whole chunk and
-    ``np.where`` picks. Past t = 4 the second interval's formula is still used; its relative
-    error grows to ~4e-11 at t = 8, on values below erfc(4) = 1.5e-8, so the absolute error
-    stays under 1e-18.
-    """
-    ct = t.dtype.type
+    t = np.abs(xf)
     t2 = t * t
-    # 0.46875 < t: erfc(t) = exp(-t^2) C(t) / D(t), Horner in place
-    num = t * ct(_C[8])
-    den = t + ct(_D[0])
-    num += ct(_C[0])
-    num *= t
-    for i in range(1, 7):
-        num += ct(_C[i])
-        num *= t
-        den *= t
-        den += ct(_D[i])
-    den *= t
-    num += ct(_C[7])
-    den += ct(_D[7])
-    num /= den
-    num *= np.exp(-t2)
-    # t <= 0.46875: erfc(t) = 1 - t A(t^2) / B(t^2)
-    sn = t2 * ct(_A[4])
-    sd = t2 + ct(_B[0])
-    sn += ct(_A[0])
-    sn *= t2
-    for i in (1, 2):
-        sn += ct(_A[i])
-        sn *= t2
-        sd *= t2
-        sd += ct(_B[i])
-    sn += ct(_A[3])
-    sd *= t2
-    sd += ct(_B[3])
-    sn /= sd
-    sn *= t
-    return np.where(t <= ct(0.46875), ct(1) - sn, num)
+    near0 = t * _horner(_A_NUM, t2) / _horner(_A_DEN, t2)  # no 1 - (1 - erf) rounding near 0
+    out = np.where(t <= 0.46875, near0, 1.0 - _erfc_nonneg(t))
+    return (np.sign(xf) * out).astype(dtype, copy=False)
 
 
 def gelu(x: np.ndarray, chunk: int = 1 << 15) -> np.ndarray:
@@ -209,7 +161,7 @@ def gelu(x: np.ndarray, chunk: int = 1 << 15) -> np.ndarray:
     out = np.empty(flat.shape, dtype=ct)
     for s in range(0, flat.size, chunk):
         xc = flat[s:s + chunk].astype(ct)  # (n,)
-        half_erfc = _erfc_two_intervals(np.abs(xc) * ct(0.70710678118654752440))  # erfc(t)
+        half_erfc = _erfc_nonneg(np.abs(xc) * ct(0.70710678118654752440))  # erfc(t)
         half_erfc *= ct(0.5)  # Phi(-|x|)
         phi = np.where(xc < 0, half_erfc, ct(1) - half_erfc)  # Phi(x)
         phi *= xc

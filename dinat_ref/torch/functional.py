@@ -25,9 +25,9 @@ from dataclasses import dataclass, field
 
 import torch
 
-from dinat_ref.checks import Bools, Ints, check_attention_args, check_probs_args
-from dinat_ref.naming import with_na_dim
+from dinat_ref.checks import Bools, Ints, Window, check_attention_args, check_probs_args
 from dinat_ref.torch.backends import flex as flex_backend
+from dinat_ref.torch.backends import local
 from dinat_ref.torch.backends import natten as natten_backend
 from dinat_ref.torch.backends import tiled as torch_backend
 
@@ -50,10 +50,7 @@ class Request:
 
     na_dim: int
     spatial: tuple[int, ...]
-    kernel_size: tuple[int, ...]
-    stride: tuple[int, ...]
-    dilation: tuple[int, ...]
-    is_causal: tuple[bool, ...]
+    window: Window
     heads: int
     head_dim: int
     v_dim: int
@@ -131,7 +128,7 @@ def _request(q, k, v, na_dim, kernel_size, stride, dilation, is_causal, scale, r
         if x is not None and not isinstance(x, torch.Tensor):
             raise TypeError(f"{where}: {name} must be a torch.Tensor, got {type(x).__name__} "
                             f"(use dinat_ref.numpy for NumPy arrays).")
-    ks, st, dil, causal = check_attention_args(
+    window = check_attention_args(
         q, k, v, na_dim, kernel_size, stride, dilation, is_causal, rpb, scale, where)
     if q.dtype not in _FLOAT_DTYPES:
         raise ValueError(f"{where}: query has dtype {q.dtype}; neighborhood attention needs a floating "
@@ -139,8 +136,8 @@ def _request(q, k, v, na_dim, kernel_size, stride, dilation, is_causal, scale, r
     needs_grad = torch.is_grad_enabled() and any(
         x is not None and x.requires_grad for x in (q, k, v, rpb))
     return Request(
-        na_dim=na_dim, spatial=tuple(int(n) for n in q.shape[1 : 1 + na_dim]), kernel_size=ks,
-        stride=st, dilation=dil, is_causal=causal, heads=int(q.shape[-2]),
+        na_dim=na_dim, spatial=tuple(int(n) for n in q.shape[1 : 1 + na_dim]), window=window,
+        heads=int(q.shape[-2]),
         head_dim=int(q.shape[-1]), v_dim=int(v.shape[-1]), dtype=q.dtype, device=q.device,
         has_rpb=rpb is not None, needs_grad=needs_grad, return_lse=bool(return_lse))
 
@@ -190,7 +187,11 @@ def na_forward(q, k, v, kernel_size: Ints, stride: Ints = 1, dilation: Ints = 1,
         backend: "auto", "torch", "flex" or "natten".
 
     Returns:
-        out (B, *spatial, heads, dim_v), and with ``return_lse`` also lse (B, *spatial, heads).
+        out (B, *spatial, heads, dim_v), and with ``return_lse`` also lse (B, *spatial, heads),
+        float32 for half inputs (logits, softmax and lse are computed in float32 for them).
+        A NaN or inf input only reaches the queries whose neighborhood holds it, as in
+        :mod:`dinat_ref.numpy`; a query whose logits are all ``-inf`` gets output 0 and lse
+        ``-inf``; batch 0 or heads 0 give empty outputs.
     """
     where = f"na{na_dim}d"
     req = _request(q, k, v, na_dim, kernel_size, stride, dilation, is_causal, scale, rpb,
@@ -200,9 +201,19 @@ def na_forward(q, k, v, kernel_size: Ints, stride: Ints = 1, dilation: Ints = 1,
         _raise_none(choice, where)
     log.debug("%s: %s", where, choice)
     scale = req.head_dim ** -0.5 if scale is None else float(scale)
-    args = (q, k, v, req.kernel_size, req.stride, req.dilation, req.is_causal, scale)
-    out, lse = BACKENDS[choice.chosen].forward(*args, rpb, na_dim, return_lse=req.return_lse)
+    if q.numel() == 0:  # batch 0 or heads 0
+        out, lse = _empty(q, k, v, rpb)
+    else:
+        out, lse = local.attend(BACKENDS[choice.chosen].forward, q, k, v, req.window, scale, rpb,
+                                req.return_lse)
     return (out, lse) if return_lse else out
+
+
+def _empty(q, k, v, rpb) -> tuple[torch.Tensor, torch.Tensor]:
+    """The outputs of a call with batch 0 or heads 0: empty, but part of the graph (zero grads)."""
+    tie = sum(x.sum() for x in (q, k, v, rpb) if x is not None) * 0  # () 0, reaches every input
+    out = v.new_zeros(v.shape) + tie  # (B, *spatial, H, Dv), no elements
+    return out, q.new_zeros(q.shape[:-1]) + tie  # lse (B, *spatial, H)
 
 
 def _qkav_backend(backend: str, where: str) -> None:
@@ -223,8 +234,10 @@ def na_qk(q, k, kernel_size: Ints, stride: Ints = 1, dilation: Ints = 1, is_caus
     req = _request(q, k, k, na_dim, kernel_size, stride, dilation, is_causal, scale, rpb,
                    False, where)
     scale = req.head_dim ** -0.5 if scale is None else float(scale)
-    return torch_backend.qk(q, k, req.kernel_size, req.stride, req.dilation, req.is_causal, scale, rpb,
-                            na_dim)
+    if q.numel() == 0:  # batch 0 or heads 0
+        tie = sum(x.sum() for x in (q, k, rpb) if x is not None) * 0  # () 0, reaches every input
+        return q.new_zeros(*q.shape[:-1], req.window.slots) + tie
+    return torch_backend.qk(q, k, req.window, scale, rpb)
 
 
 def na_av(probs, v, kernel_size: Ints, stride: Ints = 1, dilation: Ints = 1,
@@ -240,14 +253,68 @@ def na_av(probs, v, kernel_size: Ints, stride: Ints = 1, dilation: Ints = 1,
     for name, x in (("attention", probs), ("value", v)):
         if not isinstance(x, torch.Tensor):
             raise TypeError(f"{where}: {name} must be a torch.Tensor, got {type(x).__name__}.")
-    ks, st, dil, causal = check_probs_args(probs, v, na_dim, kernel_size, stride, dilation,
-                                           is_causal, where)
+    window = check_probs_args(probs, v, na_dim, kernel_size, stride, dilation, is_causal, where)
     if probs.device != v.device:
         raise ValueError(f"{where}: attention is on {probs.device} but value is on {v.device}; "
                          f"use one device.")
-    return torch_backend.av(probs, v, ks, st, dil, causal, na_dim)
+    if v.numel() == 0:
+        return v.new_zeros(v.shape) + (probs.sum() + v.sum()) * 0
+    return local.weigh(torch_backend.av, probs, v, window)
 
 
-na1d, na2d, na3d = (with_na_dim(na_forward, n, f"na{n}d") for n in (1, 2, 3))
-na1d_qk, na2d_qk, na3d_qk = (with_na_dim(na_qk, n, f"na{n}d_qk") for n in (1, 2, 3))
-na1d_av, na2d_av, na3d_av = (with_na_dim(na_av, n, f"na{n}d_av") for n in (1, 2, 3))
+# ----------------------------------------------------------------------------------------
+# 1D / 2D / 3D names, as in NATTEN: the arguments are those of the N-D functions above
+# ----------------------------------------------------------------------------------------
+
+def na1d(q, k, v, kernel_size, stride=1, dilation=1, is_causal=False, scale=None, rpb=None,
+         return_lse=False, backend="auto"):
+    """1-D neighborhood attention on ``(B, L, heads, dim)``; see :func:`na_forward`."""
+    return na_forward(q, k, v, kernel_size, stride, dilation, is_causal, scale, rpb, return_lse,
+                      backend, na_dim=1)
+
+
+def na2d(q, k, v, kernel_size, stride=1, dilation=1, is_causal=False, scale=None, rpb=None,
+         return_lse=False, backend="auto"):
+    """2-D neighborhood attention on ``(B, H, W, heads, dim)``; see :func:`na_forward`."""
+    return na_forward(q, k, v, kernel_size, stride, dilation, is_causal, scale, rpb, return_lse,
+                      backend, na_dim=2)
+
+
+def na3d(q, k, v, kernel_size, stride=1, dilation=1, is_causal=False, scale=None, rpb=None,
+         return_lse=False, backend="auto"):
+    """3-D neighborhood attention on ``(B, D, H, W, heads, dim)``; see :func:`na_forward`."""
+    return na_forward(q, k, v, kernel_size, stride, dilation, is_causal, scale, rpb, return_lse,
+                      backend, na_dim=3)
+
+
+def na1d_qk(q, k, kernel_size, stride=1, dilation=1, is_causal=False, scale=None, rpb=None,
+            backend="auto"):
+    """1-D logits in neighborhood layout, ``(B, L, heads, k)``; see :func:`na_qk`."""
+    return na_qk(q, k, kernel_size, stride, dilation, is_causal, scale, rpb, backend, na_dim=1)
+
+
+def na2d_qk(q, k, kernel_size, stride=1, dilation=1, is_causal=False, scale=None, rpb=None,
+            backend="auto"):
+    """2-D logits in neighborhood layout, ``(B, H, W, heads, k0 * k1)``; see :func:`na_qk`."""
+    return na_qk(q, k, kernel_size, stride, dilation, is_causal, scale, rpb, backend, na_dim=2)
+
+
+def na3d_qk(q, k, kernel_size, stride=1, dilation=1, is_causal=False, scale=None, rpb=None,
+            backend="auto"):
+    """3-D logits in neighborhood layout, ``(B, D, H, W, heads, k0 * k1 * k2)``; see :func:`na_qk`."""
+    return na_qk(q, k, kernel_size, stride, dilation, is_causal, scale, rpb, backend, na_dim=3)
+
+
+def na1d_av(probs, v, kernel_size, stride=1, dilation=1, is_causal=False, backend="auto"):
+    """1-D weighted sum of neighbor values; see :func:`na_av`."""
+    return na_av(probs, v, kernel_size, stride, dilation, is_causal, backend, na_dim=1)
+
+
+def na2d_av(probs, v, kernel_size, stride=1, dilation=1, is_causal=False, backend="auto"):
+    """2-D weighted sum of neighbor values; see :func:`na_av`."""
+    return na_av(probs, v, kernel_size, stride, dilation, is_causal, backend, na_dim=2)
+
+
+def na3d_av(probs, v, kernel_size, stride=1, dilation=1, is_causal=False, backend="auto"):
+    """3-D weighted sum of neighbor values; see :func:`na_av`."""
+    return na_av(probs, v, kernel_size, stride, dilation, is_causal, backend, na_dim=3)

@@ -30,8 +30,10 @@ from functools import lru_cache
 import numpy as np
 import torch
 
+from dinat_ref.checks import Window
 from dinat_ref.neighborhood import axis_windows
 from dinat_ref.torch.backends import tiled
+from dinat_ref.torch.backends.local import compute_dtype
 
 NAME = "flex"
 BLOCK = 128  # FlexAttention's block size (queries and keys)
@@ -82,15 +84,16 @@ class _FlexTables:
 
 
 @lru_cache(maxsize=64)
-def _tables(shape, kernel_size, stride, dilation, is_causal, device) -> _FlexTables:
-    tile = tiled.choose_tile(shape, kernel_size, stride, dilation, is_causal)
-    t = tiled.tiles(shape, kernel_size, stride, dilation, is_causal, tile, torch.device("cpu"))
+def _tables(shape: tuple[int, ...], window: Window, device: torch.device) -> _FlexTables:
+    """The tables of one grid and window, tokens in the tiled backend's order."""
+    layout = tiled.Layout(shape, window, tiled.choose_tile(shape, window), torch.device("cpu"))
+    t = tiled.tiles(layout)
     inv = t.out_index.numpy()  # (N,) position of each token among the (padded) tile rows
     perm = np.argsort(inv, kind="stable")  # (N,) tiled order, padding dropped
     coords = np.unravel_index(perm, shape)  # ndim x (N,) grid coordinates in permuted order
     starts, stops, groups = [], [], []
-    for c, L, k, s, d, causal in zip(coords, shape, kernel_size, stride, dilation, is_causal, strict=True):
-        w = axis_windows(L, k, s, d, causal)
+    for c, L, ks, s, d, causal in zip(coords, shape, *window.args(), strict=True):
+        w = axis_windows(L, ks, s, d, causal)
         starts.append(w.start[c])
         stops.append(w.start[c] + w.count[c] * d)
         groups.append(w.group[c])
@@ -116,27 +119,27 @@ def _mask_mod(tab: _FlexTables, dilation):
     return mask_mod
 
 
-def _score_mod(tab: _FlexTables, rpb_flat: torch.Tensor, kernel_size, dilation):
+def _score_mod(tab: _FlexTables, rpb_flat: torch.Tensor, window: Window):
     """``score_mod``: add ``rpb[h, (k-1) + (j-i)/d per axis]`` (row-major over the axes)."""
 
     def score_mod(score, b, h, q_idx, kv_idx):
         r = None
-        for a, (k, d) in enumerate(zip(kernel_size, dilation, strict=True)):
-            rel = (tab.coord[a][kv_idx] - tab.coord[a][q_idx]) // d + (k - 1)
-            rel = rel.clamp(0, 2 * k - 2)  # masked pairs only; keeps the lookup in bounds
-            r = rel if r is None else r * (2 * k - 1) + rel
+        for a, (ks, d) in enumerate(zip(window.kernel_size, window.dilation, strict=True)):
+            rel = (tab.coord[a][kv_idx] - tab.coord[a][q_idx]) // d + (ks - 1)
+            rel = rel.clamp(0, 2 * ks - 2)  # masked pairs only; keeps the lookup in bounds
+            r = rel if r is None else r * (2 * ks - 1) + rel
         return score + rpb_flat[h, r]
 
     return score_mod
 
 
 @lru_cache(maxsize=64)
-def _block_mask(shape, kernel_size, stride, dilation, is_causal, device):
+def _block_mask(shape: tuple[int, ...], window: Window, device: torch.device):
     """The BlockMask of one configuration (built once: it evaluates mask_mod on every pair)."""
     fa = _flex()
-    tab = _tables(shape, kernel_size, stride, dilation, is_causal, device)
+    tab = _tables(shape, window, device)
     n = int(np.prod(shape))
-    return fa.create_block_mask(_mask_mod(tab, dilation), None, None, n, n, device=device,
+    return fa.create_block_mask(_mask_mod(tab, window.dilation), None, None, n, n, device=device,
                                 BLOCK_SIZE=BLOCK, _compile=device.type == "cuda")
 
 
@@ -157,22 +160,26 @@ def _flex_attention(device: torch.device):
     return _compiled[device.type]
 
 
-def forward(q, k, v, kernel_size, stride, dilation, is_causal, scale, rpb, na_dim, return_lse=True):
+def forward(q, k, v, window: Window, scale: float, rpb=None, return_lse: bool = True):
     """``(out, lse)`` with flex attention; out (B, *spatial, heads, Dv), lse (B, *spatial, heads)."""
     B, H = q.shape[0], q.shape[-2]
-    shape = tuple(int(n) for n in q.shape[1 : 1 + na_dim])
-    tab = _tables(shape, kernel_size, stride, dilation, is_causal, q.device)
-    block_mask = _block_mask(shape, kernel_size, stride, dilation, is_causal, q.device)
+    shape = tuple(int(n) for n in q.shape[1 : 1 + window.ndim])
+    tab = _tables(shape, window, q.device)
+    block_mask = _block_mask(shape, window, q.device)
     # (B, *spatial, H, C) -> (B, H, N, C) in the tiled token order.
     qp, kp, vp = (x.reshape(B, -1, H, x.shape[-1]).index_select(1, tab.perm).transpose(1, 2)
                   for x in (q, k, v))  # (B, H, N, C)
     score_mod = None
     if rpb is not None:
-        score_mod = _score_mod(tab, rpb.flatten(1), kernel_size, dilation)
+        score_mod = _score_mod(tab, rpb.flatten(1), window)
+    aux = getattr(_flex(), "AuxRequest", None)  # torch >= 2.9 asks for the lse this way
+    want_lse = ({} if not return_lse else {"return_aux": aux(lse=True)} if aux else {"return_lse": True})
     out = _flex_attention(q.device)(qp, kp, vp, score_mod=score_mod, block_mask=block_mask,
-                                    scale=scale, return_lse=return_lse)  # (B, H, N, Dv)
-    out, lse = out if return_lse else (out, None)  # lse: (B, H, N)
+                                    scale=scale, **want_lse)  # (B, H, N, Dv)
+    out, lse = out if return_lse else (out, None)  # lse: (B, H, N), or an AuxOutput holding it
+    lse = getattr(lse, "lse", lse)
     out = out.transpose(1, 2).index_select(1, tab.inv).reshape(*q.shape[:-1], v.shape[-1])
     if lse is not None:
-        lse = lse.transpose(1, 2).index_select(1, tab.inv).reshape(q.shape[:-1]).to(q.dtype)
+        lse = lse.transpose(1, 2).index_select(1, tab.inv).reshape(q.shape[:-1])
+        lse = lse.to(compute_dtype(q.dtype))  # float32 for half inputs (beyond fp16's range)
     return out, lse

@@ -13,6 +13,8 @@ import warnings
 
 import torch
 
+from dinat_ref.torch.backends.local import compute_dtype
+
 NAME = "natten"
 _FLOAT_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
 
@@ -47,18 +49,18 @@ def unavailable(req) -> str | None:
     return None
 
 
-def forward(q, k, v, kernel_size, stride, dilation, is_causal, scale, rpb, na_dim, return_lse=True):
+def forward(q, k, v, window, scale: float, rpb=None, return_lse: bool = True):
     """``(out, lse)`` from ``natten.na{1,2,3}d``; lse is the natural-log log-sum-exp.
 
     ``rpb`` must be None (:func:`unavailable` refuses calls with one).
     """
     assert rpb is None, "NATTEN has no rpb"
     natten = _natten()
-    fn = {1: natten.na1d, 2: natten.na2d, 3: natten.na3d}[na_dim]
+    fn = {1: natten.na1d, 2: natten.na2d, 3: natten.na3d}[window.ndim]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         out, lse = fn(
-            q, k, v, kernel_size=kernel_size, stride=stride, dilation=dilation,
-            is_causal=is_causal, scale=scale, return_lse=True,
+            q, k, v, kernel_size=window.kernel_size, stride=window.stride,
+            dilation=window.dilation, is_causal=window.is_causal, scale=scale, return_lse=True,
         )  # (B, *spatial, heads, D), (B, *spatial, heads)
-    return out, lse.to(q.dtype)
+    return out, lse.to(compute_dtype(q.dtype))  # float32 for half inputs (beyond fp16's range)

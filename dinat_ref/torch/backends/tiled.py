@@ -1,6 +1,6 @@
 """The ``torch`` backend: tiled neighborhood attention with batched matmuls.
 
-Gathering every query's ``K = prod(kernel_size)`` neighbors (:mod:`.gather`) moves
+Gathering every query's ``K = prod(kernel_size)`` neighbors (as :mod:`dinat_ref.numpy` does) moves
 ``N * K * dim`` numbers around and multiplies ``N`` tiny ``1 x K`` rows: on a CPU that is
 slower than dense attention. This file does the same math as a handful of large batched
 matmuls instead, in three steps. Everything here is plain torch, so it runs on any device
@@ -41,8 +41,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from dinat_ref.neighborhood import axis_windows
+from dinat_ref.checks import Window
+from dinat_ref.neighborhood import axis_product, axis_windows
 from dinat_ref.torch.backends import neighbor_tables
+from dinat_ref.torch.backends.local import compute_dtype, safe_softmax
 
 NAME = "torch"
 
@@ -60,7 +62,7 @@ def unavailable(req) -> str | None:
 
 
 # ----------------------------------------------------------------------------------------
-# Index tables (NumPy, from the shared rule), cached per configuration
+# Index tables (NumPy, from the shared rule), cached per layout
 # ----------------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -85,9 +87,12 @@ class _AxisTiles:
     slot: np.ndarray
 
 
-def _axis_tiles(L: int, k: int, s: int, d: int, causal: bool, tile: int) -> _AxisTiles:
-    """Regroup one axis by dilation, cut each group into tiles of ``tile`` queries, find the blocks."""
-    w = axis_windows(L, k, s, d, causal)
+def _axis_tiles(L: int, ks: int, s: int, d: int, causal: bool, tile: int) -> _AxisTiles:
+    """Regroup one axis by dilation, cut each group into tiles of ``tile`` queries, find the blocks.
+
+    ``L, ks, s, d, causal``: length, kernel size, stride, dilation and causality of the axis.
+    """
+    w = axis_windows(L, ks, s, d, causal)
     Lmax = -(-L // d)  # tokens in the largest group
     T = min(tile, Lmax)
     nt = -(-Lmax // T)
@@ -106,7 +111,7 @@ def _axis_tiles(L: int, k: int, s: int, d: int, causal: bool, tile: int) -> _Axi
     k_index = np.minimum(kb, Lg[..., None] - 1) * d + g[..., None]  # (d, nt, KB) clamped, full axis
     j = kb[:, :, None, :]  # (d, nt, 1, KB)
     mask = (j >= start[..., None]) & (j < end[..., None])  # (d, nt, T, KB) the rule
-    rpb_index = np.clip((k - 1) + j - ip_real[..., None], 0, 2 * k - 2)  # (d, nt, T, KB)
+    rpb_index = np.clip((ks - 1) + j - ip_real[..., None], 0, 2 * ks - 2)  # (d, nt, T, KB)
     return _AxisTiles(
         q_index=i_full.reshape(d, nt, T), q_real=(ip < Lg).reshape(d, nt, T),
         k_index=k_index, mask=mask, rpb_index=rpb_index, slot=_slots(w, d, nt, T, KB, block_start),
@@ -123,8 +128,7 @@ def _slots(w, d: int, nt: int, T: int, KB: int, block_start: np.ndarray) -> np.n
 
 
 @lru_cache(maxsize=256)
-def choose_tile(shape: tuple[int, ...], kernel_size: tuple[int, ...], stride: tuple[int, ...],
-                dilation: tuple[int, ...], is_causal: tuple[bool, ...]) -> tuple[int, ...]:
+def choose_tile(shape: tuple[int, ...], window: Window) -> tuple[int, ...]:
     """Queries per tile and axis that minimize ``logits + TILE_COST * tiles``.
 
     Small tiles waste little (a block is ``T + k - 1`` keys for ``T`` queries) but make many
@@ -133,10 +137,10 @@ def choose_tile(shape: tuple[int, ...], kernel_size: tuple[int, ...], stride: tu
     """
     logits, tiles_n = np.ones(1), np.ones(1)  # (combinations so far,)
     candidates = []
-    for L, k, s, d, c in zip(shape, kernel_size, stride, dilation, is_causal, strict=True):
+    for L, ks, s, d, c in zip(shape, *window.args(), strict=True):
         top = min(-(-L // d), MAX_TILE[len(shape)])  # no tile larger than a dilation group
         sizes = [T for T in range(1, top + 1) if T <= 16 or T % 8 == 0 or T == top]
-        axis = [_axis_tiles(L, k, s, d, c, T) for T in sizes]
+        axis = [_axis_tiles(L, ks, s, d, c, T) for T in sizes]
         logits = np.outer(logits, [a.mask.size for a in axis]).ravel()  # (d*nt*T*KB per axis)
         tiles_n = np.outer(tiles_n, [a.q_index.shape[0] * a.q_index.shape[1] for a in axis]).ravel()
         candidates.append(list(sizes))
@@ -176,39 +180,56 @@ class _Tiles:
     class_bias: tuple[torch.Tensor, ...]
 
 
-def _merge(prev: np.ndarray, new: np.ndarray, combine) -> np.ndarray:
-    """Merge the tables of the axes so far (Gp, Xp) with one more axis (Ga, Xa) -> (Gp*Ga, Xp*Xa).
+@dataclass(frozen=True)
+class Layout:
+    """Everything the tile tables depend on (the cache key): grid, window, tile size, device.
 
-    Both tiles and slots stay row-major over the axes, like the grid itself.
+    Attributes:
+        shape: spatial shape of the grid.
+        window: the checked :class:`~dinat_ref.checks.Window`.
+        tile: queries per tile on each axis (:func:`choose_tile` unless given).
+        device: where the tables live.
     """
-    out = combine(prev[:, None, :, None], new[None, :, None, :])  # (Gp, Ga, Xp, Xa)
-    return out.reshape(prev.shape[0] * new.shape[0], -1)
+
+    shape: tuple[int, ...]
+    window: Window
+    tile: tuple[int, ...]
+    device: torch.device
+
+
+def _layout(x: torch.Tensor, window: Window, tile: tuple[int, ...] | None) -> Layout:
+    """The layout of ``x`` (B, *spatial, heads, C) under ``window``."""
+    shape = tuple(int(n) for n in x.shape[1 : 1 + window.ndim])
+    return Layout(shape, window, tuple(tile or choose_tile(shape, window)), x.device)
+
+
+def _product_3d(prev: np.ndarray, new: np.ndarray, combine) -> np.ndarray:
+    """(Gp, Tp, KBp) and (Ga, Ta, KBa) tables -> (Gp*Ga, Tp*Ta, KBp*KBa), each row-major over axes."""
+    out = combine(prev[:, None, :, None, :, None], new[None, :, None, :, None, :])
+    return out.reshape(prev.shape[0] * new.shape[0], prev.shape[1] * new.shape[1], -1)
 
 
 @lru_cache(maxsize=64)
-def tiles(shape: tuple[int, ...], kernel_size: tuple[int, ...], stride: tuple[int, ...],
-          dilation: tuple[int, ...], is_causal: tuple[bool, ...], tile: tuple[int, ...],
-          device: torch.device) -> _Tiles:
-    """Build (and cache) the tile tables of an N-D grid for one configuration and device."""
-    axes = [_axis_tiles(*a) for a in zip(shape, kernel_size, stride, dilation, is_causal, tile, strict=True)]
+def tiles(layout: Layout) -> _Tiles:
+    """Build (and cache) the tile tables of an N-D grid for one layout."""
+    shape, kernel_size = layout.shape, layout.window.kernel_size
+    axes = [_axis_tiles(*a) for a in zip(shape, *layout.window.args(), layout.tile, strict=True)]
     flat = lambda x: x.reshape(-1, x.shape[-1])  # (d, nt, X) -> (d*nt, X)
-    q_index, k_index, q_real = flat(axes[0].q_index), flat(axes[0].k_index), flat(axes[0].q_real)
+    # Flat token index, row-major over the grid: n = sum_a i_a * (L_{a+1} * ... * L_last).
+    place = [int(np.prod(shape[a + 1 :])) for a in range(len(shape))]
+    q_index = axis_product([flat(a.q_index) * p for a, p in zip(axes, place, strict=True)], np.add)  # (G, Tq)
+    k_index = axis_product([flat(a.k_index) * p for a, p in zip(axes, place, strict=True)], np.add)  # (G, KB)
+    q_real = axis_product([flat(a.q_real) for a in axes], np.logical_and)  # (G, Tq)
     mask = axes[0].mask.reshape(-1, *axes[0].mask.shape[2:])  # (G0, T0, KB0)
     ridx = axes[0].rpb_index.reshape(mask.shape)  # (G0, T0, KB0)
-    for a, L, k in zip(axes[1:], shape[1:], kernel_size[1:], strict=True):
-        # Flat token index, row-major over the grid: n = n_prev * L_a + i_a.
-        q_index = _merge(q_index, flat(a.q_index), lambda p, n, L=L: p * L + n)  # (G, Tq)
-        k_index = _merge(k_index, flat(a.k_index), lambda p, n, L=L: p * L + n)  # (G, KB)
-        q_real = _merge(q_real, flat(a.q_real), lambda p, n: p & n)  # (G, Tq)
+    for a, ks in zip(axes[1:], kernel_size[1:], strict=True):
         # (G, Tq, KB) tables: tiles, queries and keys each row-major over the axes.
         m = a.mask.reshape(-1, *a.mask.shape[2:])  # (Ga, Ta, KBa)
-        r = a.rpb_index.reshape(m.shape)  # (Ga, Ta, KBa)
-        G, T, KB = mask.shape[0] * m.shape[0], mask.shape[1] * m.shape[1], mask.shape[2] * m.shape[2]
-        mask = (mask[:, None, :, None, :, None] & m[None, :, None, :, None, :]).reshape(G, T, KB)
-        ridx = (ridx[:, None, :, None, :, None] * (2 * k - 1)
-                + r[None, :, None, :, None, :]).reshape(G, T, KB)  # row-major over (2k_a - 1)
+        mask = _product_3d(mask, m, np.logical_and)
+        ridx = _product_3d(ridx, a.rpb_index.reshape(m.shape),
+                           lambda p, n, ks=ks: p * (2 * ks - 1) + n)  # row-major over (2k_a - 1)
     G, Tq, KB = mask.shape
-    rpb_or_mask = np.where(mask, ridx, int(np.prod([2 * k - 1 for k in kernel_size])))  # (G, Tq, KB)
+    rpb_or_mask = np.where(mask, ridx, _not_neighbor(layout.window))  # (G, Tq, KB)
 
     # Tiles with the same (mask, rpb index) pattern -- all interior tiles, typically -- can share
     # one (Tq, KB) bias. Sort tiles so each such class is contiguous; rare patterns go last.
@@ -232,7 +253,7 @@ def tiles(shape: tuple[int, ...], kernel_size: tuple[int, ...], stride: tuple[in
     real = q_real.reshape(-1)  # (G * Tq,)
     out_index = np.empty(int(np.prod(shape)), dtype=np.int64)  # (N,)
     out_index[q_index.reshape(-1)[real]] = np.nonzero(real)[0]
-    as_t = lambda x: torch.as_tensor(np.ascontiguousarray(x), device=device)
+    as_t = lambda x: torch.as_tensor(np.ascontiguousarray(x), device=layout.device)
     # int64 indices: the backward of index_select (index_add) is ~20x slower with int32 on CPU.
     class_bias = tuple(  # (1 or tiles, Tq*KB) per class: shared classes keep one row
         as_t(rpb_or_mask[a : a + 1] if is_shared else rpb_or_mask[a:b]).reshape(-1, Tq * KB).long()
@@ -242,6 +263,11 @@ def tiles(shape: tuple[int, ...], kernel_size: tuple[int, ...], stride: tuple[in
     return _Tiles(q_index=as_t(q_index), k_index=as_t(k_index), out_index=as_t(out_index),
                   mask=as_t(mask), rpb_or_mask=as_t(rpb_or_mask.reshape(-1)),
                   slot=as_t(slot), classes=classes, class_bias=class_bias)
+
+
+def _not_neighbor(window: Window) -> int:
+    """``R = prod(2k - 1)``: one past the last rpb entry, the value ``rpb_or_mask`` uses for "masked"."""
+    return int(np.prod([2 * ks - 1 for ks in window.kernel_size]))
 
 
 def _slot_positions(axes: list[_AxisTiles]) -> np.ndarray:
@@ -264,17 +290,17 @@ def _slot_positions(axes: list[_AxisTiles]) -> np.ndarray:
 
 
 @lru_cache(maxsize=64)
-def _mask_bias(config: tuple, dtype: torch.dtype) -> torch.Tensor:
+def _mask_bias(layout: Layout, dtype: torch.dtype) -> torch.Tensor:
     """The rule as an additive bias: 0 for neighbors, -inf elsewhere. (G, Tq, KB)."""
-    mask = tiles(*config).mask  # (G, Tq, KB) bool
+    mask = tiles(layout).mask  # (G, Tq, KB) bool
     bias = torch.zeros(mask.shape, dtype=dtype, device=mask.device)
     return bias.masked_fill_(~mask, float("-inf"))
 
 
 @lru_cache(maxsize=64)
-def _slot_index(config: tuple, heads: int) -> torch.Tensor:
+def _slot_index(layout: Layout, heads: int) -> torch.Tensor:
     """(N, heads, K): flat position in the (G, heads, Tq * KB) tile logits of each (query, head, slot)."""
-    t = tiles(*config)
+    t = tiles(layout)
     G, Tq, KB = t.mask.shape
     tile, offset = t.slot // (Tq * KB), t.slot % (Tq * KB)  # (N, K) which tile, where inside it
     h = torch.arange(heads, device=t.slot.device)[None, :, None]  # (1, heads, 1)
@@ -284,12 +310,6 @@ def _slot_index(config: tuple, heads: int) -> torch.Tensor:
 # ----------------------------------------------------------------------------------------
 # The three steps (autograd does the backward)
 # ----------------------------------------------------------------------------------------
-
-def _config(x: torch.Tensor, kernel_size, stride, dilation, is_causal, na_dim, tile) -> tuple:
-    spatial = tuple(int(n) for n in x.shape[1 : 1 + na_dim])
-    tile = tuple(tile or choose_tile(spatial, kernel_size, stride, dilation, is_causal))
-    return (spatial, kernel_size, stride, dilation, is_causal, tile, x.device)
-
 
 def _to_tiles(x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
     """Steps 1-2, regroup + tile: (B, *spatial, H, C) -> (B*G, H, X, C) for an index (G, X).
@@ -310,58 +330,60 @@ def _from_tiles(y: torch.Tensor, t: _Tiles, B: int) -> torch.Tensor:
     return rows.index_select(1, t.out_index)  # (B, N, H, C)
 
 
-def _bias(config: tuple, rpb: torch.Tensor | None, dtype: torch.dtype, B: int, H: int) -> torch.Tensor:
+def _bias(layout: Layout, rpb: torch.Tensor | None, dtype: torch.dtype, B: int, H: int) -> torch.Tensor:
     """Step 3's bias: -inf outside the rule, ``rpb[(k-1) + (j-i)/d per axis]`` inside.
 
     With rpb one gather does both: the rpb table gets an extra -inf entry that masked slots
     point at. Returns (B*G, H or 1, Tq, KB) (G, ... when B == 1).
     """
-    t = tiles(*config)
+    t = tiles(layout)
     G, Tq, KB = t.mask.shape
     if rpb is None:
-        bias = _mask_bias(config, dtype)[:, None]  # (G, 1, Tq, KB), the same for every head
+        bias = _mask_bias(layout, dtype)[:, None]  # (G, 1, Tq, KB), the same for every head
     else:
-        table = F.pad(rpb.flatten(1), (0, 1), value=float("-inf"))  # (H, R + 1)
+        table = F.pad(rpb.flatten(1).to(dtype), (0, 1), value=float("-inf"))  # (H, R + 1)
         index = t.rpb_or_mask.long()  # (G*Tq*KB,) cached as int32; the backward wants int64 (see tiles)
         bias = table.index_select(1, index).view(H, G, Tq, KB).transpose(0, 1)  # (G, H, Tq, KB)
     return bias.repeat(B, 1, 1, 1) if B > 1 else bias  # (B*G, H|1, Tq, KB)
 
 
-def forward(q, k, v, kernel_size, stride, dilation, is_causal, scale, rpb, na_dim,
-            return_lse: bool = True, tile: tuple[int, ...] | None = None):
+def forward(q, k, v, window: Window, scale: float, rpb=None, return_lse: bool = True,
+            tile: tuple[int, ...] | None = None):
     """Tiled NA: ``(out, lse)``, out (B, *spatial, heads, dim_v), lse (B, *spatial, heads) or None.
 
     Without ``return_lse`` this is :func:`fused_forward` (fused attention per class of tiles).
     With it, the logits of every tile are materialized (``O(N * prod(KB))``) for their
-    log-sum-exp, with one bias for all tiles (:func:`_bias`).
+    log-sum-exp, with one bias for all tiles (:func:`_bias`), in float32 for half inputs.
+    A query with nothing to attend to (all logits ``-inf``) gets output 0 and lse ``-inf``.
     """
     if not return_lse:
-        return fused_forward(q, k, v, kernel_size, stride, dilation, is_causal, scale, rpb, na_dim,
-                             tile), None
+        return fused_forward(q, k, v, window, scale, rpb, tile), None
     B, H = q.shape[0], q.shape[-2]
-    config = _config(q, kernel_size, stride, dilation, is_causal, na_dim, tile)
-    t = tiles(*config)
-    q_t = _to_tiles(q, t.q_index)  # (B*G, H, Tq, D)
-    k_t = _to_tiles(k, t.k_index)  # (B*G, H, KB, D)
-    v_t = _to_tiles(v, t.k_index)  # (B*G, H, KB, Dv)
-    bias = _bias(config, rpb, q.dtype, B, H)  # (B*G, H|1, Tq, KB)
+    layout = _layout(q, window, tile)
+    t = tiles(layout)
+    ct = compute_dtype(q.dtype)  # float32 for half inputs: logits beyond 65504 stay finite
+    q_t = _to_tiles(q, t.q_index).to(ct)  # (B*G, H, Tq, D)
+    k_t = _to_tiles(k, t.k_index).to(ct)  # (B*G, H, KB, D)
+    v_t = _to_tiles(v, t.k_index).to(ct)  # (B*G, H, KB, Dv)
+    bias = _bias(layout, rpb, ct, B, H)  # (B*G, H|1, Tq, KB)
 
     s = torch.matmul(q_t * scale, k_t.transpose(-1, -2)) + bias  # (B*G, H, Tq, KB)
-    lse = torch.logsumexp(s, dim=-1, keepdim=True)  # (B*G, H, Tq, 1)
-    out_t = torch.matmul(torch.exp(s - lse), v_t)  # (B*G, H, Tq, Dv)
-    lse = _from_tiles(lse, t, B).view(q.shape[:-1])  # (B, *spatial, H)
-    out = _from_tiles(out_t, t, B).view(*q.shape[:-1], v.shape[-1])  # (B, *spatial, H, Dv)
+    lse = torch.logsumexp(s, dim=-1, keepdim=True)  # (B*G, H, Tq, 1), -inf for an empty row
+    shift = torch.where(lse == float("-inf"), 0.0, lse)  # (B*G, H, Tq, 1) empty row: p = 0, not NaN
+    out_t = torch.matmul(torch.exp(s - shift), v_t)  # (B*G, H, Tq, Dv)
+    lse = _from_tiles(lse, t, B).view(q.shape[:-1])  # (B, *spatial, H), float32 for half inputs
+    out = _from_tiles(out_t, t, B).view(*q.shape[:-1], v.shape[-1]).to(q.dtype)  # (B, *spatial, H, Dv)
     return out, lse
 
 
 @lru_cache(maxsize=64)
-def _batch_rows(config: tuple, B: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def _batch_rows(layout: Layout, B: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Row indices for the fused path, where the batch sits *inside* each tile: (G, B, ...).
 
     Returns ``(q_rows (G*B*Tq,), k_rows (G*B*KB,), out_rows (B*N,))`` into the flattened
     (B*N) tokens, resp. the (G*B*Tq) tile rows, so each class of tiles is one contiguous slice.
     """
-    t = tiles(*config)
+    t = tiles(layout)
     N = t.out_index.shape[0]
     G, Tq = t.q_index.shape
     b = torch.arange(B, device=t.q_index.device)  # (B,)
@@ -373,11 +395,11 @@ def _batch_rows(config: tuple, B: int) -> tuple[torch.Tensor, torch.Tensor, torc
 
 
 @lru_cache(maxsize=64)
-def _class_masks(config: tuple, dtype: torch.dtype) -> tuple[torch.Tensor, ...]:
+def _class_masks(layout: Layout, dtype: torch.dtype) -> tuple[torch.Tensor, ...]:
     """The rule as additive biases, one per tile class: (1 or tiles, 1, Tq, KB), 0 or -inf."""
-    t = tiles(*config)
+    t = tiles(layout)
     G, Tq, KB = t.mask.shape
-    R = int(np.prod([2 * k - 1 for k in config[1]]))  # rpb_or_mask's "not a neighbor" value
+    R = _not_neighbor(layout.window)  # rpb_or_mask's "not a neighbor" value
     return tuple(torch.zeros(rows.shape, dtype=dtype, device=rows.device)
                  .masked_fill_(rows == R, float("-inf")).view(-1, 1, Tq, KB)
                  for rows in t.class_bias)
@@ -421,7 +443,7 @@ def _run_rows(x: torch.Tensor, rows: torch.Tensor, X: int, runs, B: int):
     return (p.view(-1, X, H, C).transpose(1, 2) for p in parts)  # (tiles*B, H, X, C) each
 
 
-def fused_forward(q, k, v, kernel_size, stride, dilation, is_causal, scale, rpb, na_dim,
+def fused_forward(q, k, v, window: Window, scale: float, rpb=None,
                   tile: tuple[int, ...] | None = None) -> torch.Tensor:
     """The fast path of :func:`forward` (no lse): one fused SDPA call per run of tiles.
 
@@ -434,12 +456,15 @@ def fused_forward(q, k, v, kernel_size, stride, dilation, is_causal, scale, rpb,
     are never kept around, except when rpb needs a gradient (which is computed from them).
     """
     B, H = q.shape[0], q.shape[-2]
-    config = _config(q, kernel_size, stride, dilation, is_causal, na_dim, tile)
-    t = tiles(*config)
+    layout = _layout(q, window, tile)
+    t = tiles(layout)
     G, Tq, KB = t.mask.shape
-    q_rows, k_rows, out_rows = _batch_rows(config, B)
+    q_rows, k_rows, out_rows = _batch_rows(layout, B)
+    # An rpb with -inf entries can leave a query nothing to attend to: then every run takes the
+    # explicit path with safe_softmax (output 0 there, as NATTEN), not SDPA.
+    empty_rows = rpb is not None and bool(torch.isneginf(rpb).any())
     if rpb is None:
-        biases = _class_masks(config, q.dtype)  # per class (1|tiles, 1, Tq, KB)
+        biases = _class_masks(layout, q.dtype)  # per class (1|tiles, 1, Tq, KB)
     else:
         table = F.pad(rpb.flatten(1), (0, 1), value=float("-inf"))  # (H, R + 1): masked -> -inf
         biases = tuple(table.index_select(1, rows.flatten()).view(H, -1, Tq, KB).transpose(0, 1)
@@ -452,11 +477,10 @@ def fused_forward(q, k, v, kernel_size, stride, dilation, is_causal, scale, rpb,
     for (_, _, bias), qc, kc, vc in zip(runs, q_runs, k_runs, v_runs, strict=True):
         if B > 1 and bias.shape[0] > 1:  # one bias per tile: (tiles*B, H|1, Tq, KB), batch inner
             bias = bias.repeat_interleave(B, dim=0)  # (a single (1, ...) bias just broadcasts)
-        if bias.requires_grad:
+        if bias.requires_grad or empty_rows:
             # SDPA cannot fuse a bias that needs a gradient and falls back to this same math
-            # (with extra masking passes); spelled out it is ~15% faster. p: (tiles*B, H, Tq, KB)
-            p = torch.softmax(torch.matmul(qc * scale, kc.transpose(-1, -2)) + bias, dim=-1)
-            out_c = torch.matmul(p, vc)  # (tiles*B, H, Tq, Dv)
+            # (with extra masking passes); spelled out it is ~15% faster. Half inputs: float32.
+            out_c = _explicit(qc, kc, vc, bias, scale, empty_rows)  # (tiles*B, H, Tq, Dv)
         else:
             out_c = F.scaled_dot_product_attention(qc, kc, vc, attn_mask=bias, scale=scale)
         outs.append(out_c.transpose(1, 2))  # (tiles*B, Tq, H, Dv)
@@ -465,36 +489,44 @@ def fused_forward(q, k, v, kernel_size, stride, dilation, is_causal, scale, rpb,
     return out.view(*q.shape[:-1], v.shape[-1])  # (B, *spatial, H, Dv)
 
 
-def qk(q, k, kernel_size, stride, dilation, is_causal, scale, rpb, na_dim, tile=None):
+def _explicit(q_t, k_t, v_t, bias, scale: float, empty_rows: bool) -> torch.Tensor:
+    """``softmax((scale q) k^T + bias) v`` spelled out, in float32 for half inputs: (X, H, Tq, Dv)."""
+    ct = compute_dtype(q_t.dtype)
+    s = torch.matmul(q_t.to(ct) * scale, k_t.to(ct).transpose(-1, -2)) + bias.to(ct)  # (X, H, Tq, KB)
+    p = safe_softmax(s)[0] if empty_rows else torch.softmax(s, dim=-1)  # (X, H, Tq, KB)
+    return torch.matmul(p, v_t.to(ct)).to(q_t.dtype)  # (X, H, Tq, Dv)
+
+
+def qk(q, key, window: Window, scale: float, rpb=None, tile: tuple[int, ...] | None = None):
     """Logits in neighborhood layout, (B, *spatial, heads, K); masked slots ``-inf``.
 
     The tile logits are computed as in :func:`forward`, then each query's ``K`` window slots
     are picked out of its tile row (``tiles(...).slot``).
     """
     B, H = q.shape[0], q.shape[-2]
-    config = _config(q, kernel_size, stride, dilation, is_causal, na_dim, tile)
-    t = tiles(*config)
-    s = torch.matmul(_to_tiles(q, t.q_index) * scale, _to_tiles(k, t.k_index).transpose(-1, -2))
-    s = s + _bias(config, rpb, q.dtype, B, H)  # (B*G, H, Tq, KB)
-    idx = _slot_index(config, H)  # (N, H, K)
+    layout = _layout(q, window, tile)
+    t = tiles(layout)
+    s = torch.matmul(_to_tiles(q, t.q_index) * scale, _to_tiles(key, t.k_index).transpose(-1, -2))
+    s = s + _bias(layout, rpb, q.dtype, B, H)  # (B*G, H, Tq, KB)
+    idx = _slot_index(layout, H)  # (N, H, K)
     s = s.reshape(B, -1).index_select(1, idx.flatten()).view(B, *idx.shape)  # (B, N, H, K)
-    valid = neighbor_tables(*config[:5], q.device).valid  # (N, K); causal windows may be short
+    valid = neighbor_tables(layout.shape, window, q.device).valid  # (N, K); causal windows may be short
     s = s.masked_fill(~valid[None, :, None, :], float("-inf"))
     return s.view(*q.shape[:-1], idx.shape[-1])  # (B, *spatial, H, K)
 
 
-def av(probs, v, kernel_size, stride, dilation, is_causal, na_dim, tile=None):
+def av(probs, v, window: Window, tile: tuple[int, ...] | None = None):
     """``out_n = sum_t probs[n, t] v[key t of n]``: (B, *spatial, heads, dim).
 
     The neighborhood-layout weights are scattered into (zero-filled) tile rows, then one
     batched matmul with the value blocks does the sums.
     """
     B, H = v.shape[0], v.shape[-2]
-    config = _config(v, kernel_size, stride, dilation, is_causal, na_dim, tile)
-    t = tiles(*config)
+    layout = _layout(v, window, tile)
+    t = tiles(layout)
     G, Tq, KB = t.mask.shape
-    idx = _slot_index(config, H)  # (N, H, K)
-    valid = neighbor_tables(*config[:5], v.device).valid  # (N, K)
+    idx = _slot_index(layout, H)  # (N, H, K)
+    valid = neighbor_tables(layout.shape, window, v.device).valid  # (N, K)
     p = probs.reshape(B, *idx.shape).masked_fill(~valid[None, :, None, :], 0)  # (B, N, H, K)
     p_t = p.new_zeros(B, G * H * Tq * KB).index_add(1, idx.flatten(), p.reshape(B, -1))
     out_t = torch.matmul(p_t.view(B * G, H, Tq, KB), _to_tiles(v, t.k_index))  # (B*G, H, Tq, Dv)
