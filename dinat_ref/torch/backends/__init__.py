@@ -18,13 +18,13 @@ call) and ``forward(q, k, v, window, scale, rpb, return_lse) -> (out, lse or Non
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
 
 import numpy as np
 import torch
 
 from dinat_ref.checks import Window
 from dinat_ref.neighborhood import neighbor_indices, rpb_indices
+from dinat_ref.torch.backends.cache import table_cache
 
 __all__ = ["NeighborTables", "neighbor_tables"]
 
@@ -44,7 +44,7 @@ class NeighborTables:
     rpb_flat: torch.Tensor
 
 
-@lru_cache(maxsize=64)
+@table_cache(maxsize=64)
 def neighbor_tables(shape: tuple[int, ...], window: Window, device: torch.device) -> NeighborTables:
     """The rule's :func:`neighbor_indices` and :func:`rpb_indices` as cached torch tensors."""
     keys, valid = neighbor_indices(shape, *window.args())  # (N, K) x2

@@ -25,7 +25,6 @@ a model with many layer shapes may need a larger ``torch._dynamo.config.cache_si
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
 
 import numpy as np
 import torch
@@ -33,6 +32,7 @@ import torch
 from dinat_ref.checks import Window
 from dinat_ref.neighborhood import axis_windows
 from dinat_ref.torch.backends import tiled
+from dinat_ref.torch.backends.cache import table_cache
 from dinat_ref.torch.backends.local import compute_dtype
 
 NAME = "flex"
@@ -83,7 +83,7 @@ class _FlexTables:
     group: torch.Tensor
 
 
-@lru_cache(maxsize=64)
+@table_cache(maxsize=64)
 def _tables(shape: tuple[int, ...], window: Window, device: torch.device) -> _FlexTables:
     """The tables of one grid and window, tokens in the tiled backend's order."""
     layout = tiled.Layout(shape, window, tiled.choose_tile(shape, window), torch.device("cpu"))
@@ -133,7 +133,7 @@ def _score_mod(tab: _FlexTables, rpb_flat: torch.Tensor, window: Window):
     return score_mod
 
 
-@lru_cache(maxsize=64)
+@table_cache(maxsize=64)
 def _block_mask(shape: tuple[int, ...], window: Window, device: torch.device):
     """The BlockMask of one configuration (built once: it evaluates mask_mod on every pair)."""
     fa = _flex()

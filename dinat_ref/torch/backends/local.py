@@ -26,6 +26,7 @@ import torch
 
 from dinat_ref.checks import Window
 from dinat_ref.torch.backends import NeighborTables, neighbor_tables
+from dinat_ref.torch.backends.cache import tracing
 
 __all__ = ["compute_dtype", "safe_softmax", "exact_rows", "all_finite", "attend", "weigh"]
 
@@ -103,8 +104,11 @@ def all_finite(*xs: torch.Tensor) -> bool:
 
     A NaN or inf entry makes the sum NaN or inf; a finite sum can only come from finite
     entries. (A sum that overflows from finite entries says False: the careful path then runs,
-    which is slower but just as right.)
+    which is slower but just as right.) Inside a ``torch.compile`` / ``torch.export`` trace no
+    value is known: the trace takes the finite path, so traced graphs do not keep NaN local.
     """
+    if tracing():
+        return True
     total = sum(x.sum(dtype=compute_dtype(x.dtype)) for x in xs)
     return bool(torch.isfinite(total))
 

@@ -44,6 +44,7 @@ import torch.nn.functional as F
 from dinat_ref.checks import Window
 from dinat_ref.neighborhood import axis_product, axis_windows
 from dinat_ref.torch.backends import neighbor_tables
+from dinat_ref.torch.backends.cache import table_cache, tracing
 from dinat_ref.torch.backends.local import compute_dtype, safe_softmax
 
 NAME = "torch"
@@ -209,7 +210,7 @@ def _product_3d(prev: np.ndarray, new: np.ndarray, combine) -> np.ndarray:
     return out.reshape(prev.shape[0] * new.shape[0], prev.shape[1] * new.shape[1], -1)
 
 
-@lru_cache(maxsize=64)
+@table_cache(maxsize=64)
 def tiles(layout: Layout) -> _Tiles:
     """Build (and cache) the tile tables of an N-D grid for one layout."""
     shape, kernel_size = layout.shape, layout.window.kernel_size
@@ -289,7 +290,7 @@ def _slot_positions(axes: list[_AxisTiles]) -> np.ndarray:
     return (tile * Tq + t) * KB + kb  # (N, K)
 
 
-@lru_cache(maxsize=64)
+@table_cache(maxsize=64)
 def _mask_bias(layout: Layout, dtype: torch.dtype) -> torch.Tensor:
     """The rule as an additive bias: 0 for neighbors, -inf elsewhere. (G, Tq, KB)."""
     mask = tiles(layout).mask  # (G, Tq, KB) bool
@@ -297,7 +298,7 @@ def _mask_bias(layout: Layout, dtype: torch.dtype) -> torch.Tensor:
     return bias.masked_fill_(~mask, float("-inf"))
 
 
-@lru_cache(maxsize=64)
+@table_cache(maxsize=64)
 def _slot_index(layout: Layout, heads: int) -> torch.Tensor:
     """(N, heads, K): flat position in the (G, heads, Tq * KB) tile logits of each (query, head, slot)."""
     t = tiles(layout)
@@ -376,7 +377,7 @@ def forward(q, k, v, window: Window, scale: float, rpb=None, return_lse: bool = 
     return out, lse
 
 
-@lru_cache(maxsize=64)
+@table_cache(maxsize=64)
 def _batch_rows(layout: Layout, B: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Row indices for the fused path, where the batch sits *inside* each tile: (G, B, ...).
 
@@ -394,7 +395,7 @@ def _batch_rows(layout: Layout, B: int) -> tuple[torch.Tensor, torch.Tensor, tor
     return q_rows, k_rows, out_rows
 
 
-@lru_cache(maxsize=64)
+@table_cache(maxsize=64)
 def _class_masks(layout: Layout, dtype: torch.dtype) -> tuple[torch.Tensor, ...]:
     """The rule as additive biases, one per tile class: (1 or tiles, 1, Tq, KB), 0 or -inf."""
     t = tiles(layout)
@@ -461,8 +462,9 @@ def fused_forward(q, k, v, window: Window, scale: float, rpb=None,
     G, Tq, KB = t.mask.shape
     q_rows, k_rows, out_rows = _batch_rows(layout, B)
     # An rpb with -inf entries can leave a query nothing to attend to: then every run takes the
-    # explicit path with safe_softmax (output 0 there, as NATTEN), not SDPA.
-    empty_rows = rpb is not None and bool(torch.isneginf(rpb).any())
+    # explicit path with safe_softmax (output 0 there, as NATTEN), not SDPA. (A trace cannot
+    # branch on values: it takes the common path.)
+    empty_rows = rpb is not None and not tracing() and bool(torch.isneginf(rpb).any())
     if rpb is None:
         biases = _class_masks(layout, q.dtype)  # per class (1|tiles, 1, Tq, KB)
     else:
