@@ -153,7 +153,7 @@ FIGURES: dict[str, FigureMaker] = {
     "rf_dinat_presets_table": rf_dinat_presets_table,
     "attention_photo": "dinat_ref.viz.attention_maps:save_photo_attention",
     "attention_digits": "dinat_ref.viz.attention_maps:save_digits_attention",
-    "verify_errors": "dinat_ref.viz.verify_errors:save_example",
+    "verify_errors": "dinat_ref.testing.example_figure:save_example",
 }
 
 
