@@ -71,7 +71,7 @@ class ArrayDetection:
         if "cuda" in text.lower() or "device" in text:
             hints.append("if it runs on a GPU only, add --device cuda")
         hints.append("to skip detection and see every case's error, force one with "
-                     + " / ".join(f"--array {a}" for a in self.errors))
+                     + " / ".join(f"--array {a}" for a in ARRAYS))
         return "\n".join(lines) + "\nWhat may fit: " + "; ".join(hints) + "."
 
 
@@ -144,5 +144,5 @@ def _first_line(err: BaseException) -> str:
     return text.split("\n")[0] if text else "(no message)"
 
 
-def _short(text: str, n: int = 80) -> str:
+def _short(text: str, n: int = 100) -> str:
     return text if len(text) <= n else text[: n - 3] + "..."

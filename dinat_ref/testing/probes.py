@@ -290,6 +290,12 @@ def diagnose_result(adapter: KernelAdapter, result: CaseResult) -> Diagnosis:
     """Explain a FAIL/ERROR result in words (probing the kernel for FAILs)."""
     case = result.case
     if result.status == "ERROR":
+        if result.message.startswith("input mutated"):
+            return Diagnosis("mutates_inputs", f"The kernel writes into its inputs: {result.message}. "
+                             f"Its output is not trusted, whatever its numbers.", case, result.dtype)
+        if "subsamples queries by stride" in result.message:
+            return Diagnosis("strided_output", f"This kernel subsamples queries by stride: "
+                             f"{result.message}", case, result.dtype)
         return Diagnosis("error", f"The kernel could not run this case: {result.message}",
                          case, result.dtype)
     if result.fwd_abs is not None and result.first_wrong_query is None and result.bwd_abs is not None:
