@@ -18,6 +18,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "convert": ("dinat_ref.convert_cli", "convert a SHI-Labs DiNAT checkpoint to a Hugging Face directory"),
     "verify": ("dinat_ref.testing.cli", "check an NA kernel against the float64 reference, with a diagnosis"),
     "figures": ("dinat_ref.viz.figures", "regenerate every figure (PNG) in figures/ or --out DIR"),
+    "zoo": ("dinat_ref.zoo", "verify third-party NA kernels; write docs/zoo.md and figures/zoo/"),
 }
 
 

@@ -229,10 +229,30 @@ def _window_hints(case: Case, observed: np.ndarray) -> list[str]:
     return hints + _axis_hints(case, observed)
 
 
-def _axis_rule(case: Case, a: int, length: int | None = None) -> np.ndarray:
-    """The rule's 1-D mask (L, L) of axis ``a``, optionally as if the axis had ``length`` tokens."""
-    return dense_mask((length or case.shape[a],), case.kernel_size[a], case.stride[a], case.dilation[a],
-                      case.is_causal[a])
+def _axis_rule(case: Case, a: int, length: int | None = None, params_of: int | None = None) -> np.ndarray:
+    """The rule's 1-D mask (L, L) of axis ``a``, optionally as if the axis had ``length`` tokens
+    and the window parameters of axis ``params_of``."""
+    b = a if params_of is None else params_of
+    return dense_mask((length or case.shape[a],), case.kernel_size[b], case.stride[b], case.dilation[b],
+                      case.is_causal[b])
+
+
+def _axes_exchanged(case: Case, obs: dict[int, np.ndarray], params: bool) -> bool:
+    """True when each axis of a 2-D case behaves as the rule on the other axis' length (and parameters)."""
+    for a in range(2):
+        n_a, n_b = case.shape[a], case.shape[1 - a]
+        try:
+            alt = _axis_rule(case, a, n_b, 1 - a if params else a)  # (n_b, n_b)
+        except ValueError:
+            return False
+        rows = min(n_a, n_b)
+        expect = np.zeros((rows, n_a), dtype=bool)
+        expect[:, : min(n_a, n_b)] = alt[:rows, : min(n_a, n_b)]
+        if n_b > n_a:
+            expect[:, n_a - 1] |= alt[:rows, n_a - 1:].any(axis=1)  # clamped onto the last token
+        if not np.array_equal(obs[a][:rows], expect):
+            return False
+    return True
 
 
 def _observed_axis(case: Case, observed: np.ndarray, a: int) -> np.ndarray:
@@ -256,25 +276,18 @@ def _axis_hints(case: Case, observed: np.ndarray) -> list[str]:
     if not wrong:
         return hints
     # Height/width exchanged: each axis takes its windows from an axis as long as the other one
-    # (keys past the end clamped onto the last token, as a bounds-checked kernel does).
+    # (keys past the end clamped onto the last token, as a bounds-checked kernel does), with its
+    # own window parameters, or with the other axis' ones too (the two axes' names mixed up).
     if case.ndim == 2 and case.shape[0] != case.shape[1]:
-        swapped = True
-        for a in axes:
-            n_a, n_b = case.shape[a], case.shape[1 - a]
-            try:
-                alt = _axis_rule(case, a, n_b)  # (n_b, n_b)
-            except ValueError:
-                swapped = False
-                break
-            rows = min(n_a, n_b)
-            expect = np.zeros((rows, n_a), dtype=bool)
-            expect[:, : min(n_a, n_b)] = alt[:rows, : min(n_a, n_b)]
-            expect[:, n_a - 1] |= alt[:rows, n_a - 1:].any(axis=1) if n_b > n_a else False
-            swapped &= np.array_equal(obs[a][:rows], expect)
-        if swapped:
-            hints.append(f"The height and width axes are exchanged: axis 0 ({case.shape[0]} tokens) gets the "
-                         f"windows of an axis of {case.shape[1]} tokens and axis 1 ({case.shape[1]} tokens) "
-                         f"those of an axis of {case.shape[0]}; check which length each axis reads.")
+        h, w = case.shape
+        for params in (False, True):
+            if not _axes_exchanged(case, obs, params):
+                continue
+            also = (" and that axis' kernel_size/stride/dilation" if params else "")
+            hints.append(f"The height and width axes are exchanged: axis 0 ({h} tokens) gets the windows of "
+                         f"an axis of {w} tokens{also}, and axis 1 ({w} tokens) those of an axis of {h}"
+                         f"{also}; check which length (and which kernel size) each axis reads.")
+            break
     # Even kernel shifted by one: k/2 - 1 keys on the left and k/2 on the right (the rule, NATTEN's,
     # puts k/2 on the left). That window is the rule's mirrored along the axis.
     even = [a for a in wrong if case.kernel_size[a] % 2 == 0 and not case.is_causal[a]]
