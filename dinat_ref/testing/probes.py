@@ -63,7 +63,7 @@ def observed_weights(adapter: KernelAdapter, case: Case, q: np.ndarray, k: np.nd
     """Read the kernel's attention weights back through one-hot values.
 
     Args:
-        q, k: (1, *spatial, heads, D) probe inputs; rpb as the kernel takes it, or None.
+        q, k: ``(1, *spatial, heads, D)`` probe inputs; rpb as the kernel takes it, or None.
 
     Returns:
         (heads, N, N): ``w[h, i, j]`` is the weight query ``i`` gave key ``j`` (flat, row-major).

@@ -33,7 +33,7 @@ class CaseResult:
         fwd_abs, fwd_rel: largest absolute / relative forward error (None if not compared).
         bwd_abs, bwd_rel: the same over dq, dk, dv (and drpb) when backward was checked.
         tolerance: the tolerance used (forward; backward uses its own, in ``bwd_tolerance``).
-        error_map: (*spatial,) forward error per query in units of the tolerance (>1 fails).
+        error_map: ``(*spatial,)`` forward error per query in units of the tolerance (>1 fails).
         first_wrong_query: grid coordinates of the first query (row-major) over tolerance.
     """
 
