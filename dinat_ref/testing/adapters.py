@@ -155,7 +155,7 @@ class KernelAdapter:
         self.fn, self.qk, self.av, self.bwd = fn, qk, av, bwd
         self.layout, self.array, self.device = layout, array, device
         self.limits = limits or KernelLimits()
-        if array in ("torch", "jax") and not _installed(array):
+        if array in ("torch", "jax") and not installed(array):
             raise ValueError(f"KernelAdapter: array={array!r} but {array} is not installed; "
                              f"for a kernel on NumPy arrays pass array='numpy'.")
         if array == "numpy" and self.limits.backward and bwd is None:
@@ -435,7 +435,8 @@ class KernelAdapter:
         return out64, result
 
 
-def _installed(name: str) -> bool:
+def installed(name: str) -> bool:
+    """True when the package ``name`` can be imported (False when missing or blocked)."""
     try:
         return importlib.util.find_spec(name) is not None
     except (ImportError, ValueError):  # sys.modules[name] is None: blocked on purpose

@@ -28,7 +28,7 @@ from pathlib import Path
 
 from dinat_ref.neighborhood_cli import int_tuple
 
-__all__ = ["add_arguments", "run", "load_target"]
+__all__ = ["add_arguments", "run", "load_target", "resolve"]
 
 
 class TargetError(ValueError):
@@ -80,6 +80,11 @@ def load_target(spec: str):
     if not callable(obj):
         raise TargetError(f"target {spec!r} is a {type(obj).__name__}, not a function.")
     return obj
+
+
+def resolve(target):
+    """A ``"module:function"`` string -> the callable (see :func:`load_target`); anything else as is."""
+    return load_target(target) if isinstance(target, str) else target
 
 
 def _str_tuple(text: str) -> tuple[str, ...]:

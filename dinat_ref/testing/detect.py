@@ -15,11 +15,10 @@ When none works, :class:`ArrayDetection` keeps what each attempt raised, and
 
 from __future__ import annotations
 
-import importlib.util
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from dinat_ref.testing.adapters import ARRAYS, KernelAdapter, KernelLimits
+from dinat_ref.testing.adapters import ARRAYS, KernelAdapter, KernelLimits, installed
 from dinat_ref.testing.cases import Case
 
 __all__ = ["ArrayDetection", "detect_array", "detection_case"]
@@ -85,14 +84,7 @@ def detection_case(limits: KernelLimits) -> Case:
 
 def installed_arrays() -> list[str]:
     """The array libraries importable here, in order of preference."""
-    return [a for a in _ORDER if a == "numpy" or _installed(a)]
-
-
-def _installed(name: str) -> bool:
-    try:
-        return importlib.util.find_spec(name) is not None
-    except (ImportError, ValueError):  # e.g. sys.modules[name] is None: blocked on purpose
-        return False
+    return [a for a in _ORDER if a == "numpy" or installed(a)]
 
 
 def detect_array(fn: Callable | None = None, *, qk: Callable | None = None, av: Callable | None = None,

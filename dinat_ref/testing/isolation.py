@@ -24,6 +24,7 @@ import sys
 from typing import Any
 
 from dinat_ref.testing.cases import Case
+from dinat_ref.testing.cli import resolve
 from dinat_ref.testing.report import CaseResult, Diagnosis
 
 __all__ = ["CaseWorker"]
@@ -164,7 +165,7 @@ def _worker_main(conn, payload: bytes, cwd: str) -> None:
         sys.path.insert(0, cwd)  # a "module:function" target next to the user, as on the command line
     try:
         recipe = pickle.loads(payload)
-        recipe = {k: _load(v) if k in ("fn", "qk", "av", "bwd") else v for k, v in recipe.items()}
+        recipe = {k: resolve(v) if k in ("fn", "qk", "av", "bwd") else v for k, v in recipe.items()}
     except BaseException as err:  # noqa: B036 - report anything, then stop
         conn.send(("raised", f"{type(err).__name__}: {err}"))
         return
@@ -206,9 +207,3 @@ def _worker_main(conn, payload: bytes, cwd: str) -> None:
             conn.send(("raised", f"{type(err).__name__}: {err}"))
 
 
-def _load(x: Any) -> Any:
-    if isinstance(x, str):
-        from dinat_ref.testing.cli import load_target
-
-        return load_target(x)
-    return x

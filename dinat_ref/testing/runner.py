@@ -40,6 +40,7 @@ import numpy as np
 from dinat_ref.numpy import na_backward, na_forward
 from dinat_ref.testing.adapters import DTYPES, KernelAdapter, KernelLimits, KernelMutationError
 from dinat_ref.testing.cases import Case, default_cases
+from dinat_ref.testing.cli import resolve
 from dinat_ref.testing.report import CaseResult, Diagnosis, Report
 
 if TYPE_CHECKING:
@@ -323,7 +324,7 @@ def verify(fn: Callable | str | None = None, *, qk: Callable | str | None = None
     """
     check_options(dtypes, tolerances, backward_tolerances, n_random, device, array, timeout, dims)
     given = dict(fn=fn, qk=qk, av=av, bwd=bwd)  # callables, or "module:function" strings
-    fn, qk, av, bwd = (_load(x) for x in (fn, qk, av, bwd))  # a bad target fails here, before any case
+    fn, qk, av, bwd = (resolve(x) for x in (fn, qk, av, bwd))  # a bad target fails here, before any case
     target = given["fn"] if isinstance(given["fn"], str) else None
     limits = KernelLimits(dims=tuple(dims), dtypes=tuple(dtypes),
                           head_dims=None if head_dims is None else tuple(head_dims), rpb=rpb,
@@ -360,12 +361,6 @@ def verify(fn: Callable | str | None = None, *, qk: Callable | str | None = None
     return report
 
 
-def _load(x: Callable | str | None) -> Callable | None:
-    if isinstance(x, str):
-        from dinat_ref.testing.cli import load_target
-
-        return load_target(x)
-    return x
 
 
 def _label(fn, qk, target) -> str:
