@@ -23,6 +23,8 @@ import pickle
 import sys
 from typing import Any
 
+import numpy as np
+
 from dinat_ref.testing.cases import Case
 from dinat_ref.testing.cli import resolve
 from dinat_ref.testing.report import CaseResult, Diagnosis
@@ -60,6 +62,7 @@ class CaseWorker:
         self._ctx = multiprocessing.get_context("spawn")
         self._proc = None
         self._conn = None
+        self._warm: set[str] = set()  # array libraries the running worker has imported
 
     # ------------------------------------------------------------------ process management
     def _start(self) -> None:
@@ -99,6 +102,7 @@ class CaseWorker:
                 self._proc.kill()
                 self._proc.join(5)
         self._proc, self._conn = None, None
+        self._warm = set()
 
     def _ask(self, message: tuple, limit: float) -> tuple[str, Any]:
         """Send one job; ``("timeout", None)`` when it took longer than ``limit`` (the worker is killed)."""
@@ -116,8 +120,8 @@ class CaseWorker:
     # ------------------------------------------------------------------ jobs
     def detect(self, **kwargs: Any):
         """:func:`~dinat_ref.testing.detect.detect_array` in the worker, within ``timeout``."""
-        try:
-            status, value = self._ask(("detect", kwargs), self.timeout)
+        try:  # up to three kernel calls, plus importing torch/JAX the first time
+            status, value = self._ask(("detect", kwargs), 3 * self.timeout + _STARTUP_SECONDS)
         except RuntimeError as err:
             status, value = "raised", str(err)
         if status == "ok":
@@ -134,6 +138,12 @@ class CaseWorker:
                  backward_tolerances: dict | None) -> CaseResult:
         """One case in the worker; a hang or a dead worker becomes an ``ERROR`` row."""
         try:
+            if array not in self._warm:  # import the array library outside the case's time limit
+                status, value = self._ask(("warm", array), _STARTUP_SECONDS)
+                if status != "ok":
+                    why = f"timed out after {_STARTUP_SECONDS:g} s" if status == "timeout" else value
+                    return CaseResult(case, dtype, "ERROR", f"the worker could not set up {array}: {why}")
+                self._warm.add(array)
             status, value = self._ask(("case", array, case, dtype, tolerances, backward_tolerances),
                                       self.timeout)
         except RuntimeError as err:
@@ -196,6 +206,8 @@ def _worker_main(conn, payload: bytes, cwd: str) -> None:
         try:
             if kind == "detect":
                 value = detect_array(recipe["fn"], qk=recipe["qk"], av=recipe["av"], **args[0])
+            elif kind == "warm":
+                value = adapter(args[0]).to_native(np.zeros(1), "float32", activation=False) is not None
             elif kind == "case":
                 value = run_case(adapter(args[0]), *args[1:])
             else:
