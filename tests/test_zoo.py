@@ -105,3 +105,8 @@ def test_natten_mps_findings_hold_against_the_rule():
     assert [j for (j,) in neighbors_of((L - 1,), (L,), 2)] == [5, 6]
     x = torch.randn(1, 10, 1, 8)
     assert natten_mps.na1d(x, x, x, kernel_size=3, stride=3).shape[1] == 4
+    # ... and the verifier names the even-kernel border mistake in words
+    from dinat_ref.testing import Case, verify
+
+    report = verify(natten_mps.na1d, cases=[Case("even", (7,), (2,))], progress=False)
+    assert report.diagnosis.kind == "wrong_window" and "border formula" in report.diagnosis.message

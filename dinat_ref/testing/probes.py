@@ -296,7 +296,25 @@ def _axis_hints(case: Case, observed: np.ndarray) -> list[str]:
         names = ", ".join(f"axis {a} (k={case.kernel_size[a]})" for a in even)
         hints.append(f"Even kernel window shifted by one on {names}: the kernel puts k/2 - 1 keys left of "
                      f"the query and k/2 right of it; NATTEN's rule puts k/2 left and k/2 - 1 right.")
+    elif even and set(even) == set(wrong) and all(_legacy_border(case, a, obs[a]) for a in even):
+        names = ", ".join(f"axis {a} (k={case.kernel_size[a]})" for a in even)
+        hints.append(f"Even kernel on {names}: near the end of the axis the window is shifted one key too "
+                     f"far back and leaves the query out. That is the border formula of older NATTEN "
+                     f"releases, max(i - k//2, 0) + (i + k//2 >= L) * (L - i - k//2 - 1), written for odd "
+                     f"kernels.")
     return hints
+
+
+def _legacy_border(case: Case, a: int, observed_axis: np.ndarray) -> bool:
+    """True when axis ``a``'s windows are the odd-kernel border formula applied to an even kernel."""
+    L, k = case.shape[a], case.kernel_size[a]
+    if case.dilation[a] != 1 or case.stride[a] != 1 or case.is_causal[a] or k >= L:
+        return False
+    legacy = np.zeros((L, L), dtype=bool)
+    for i in range(L):
+        start = max(i - k // 2, 0) + (i + k // 2 >= L) * (L - i - k // 2 - 1)
+        legacy[i, start:start + k] = True
+    return np.array_equal(observed_axis, legacy)
 
 
 def diagnose_result(adapter: KernelAdapter, result: CaseResult) -> Diagnosis:
