@@ -339,8 +339,12 @@ VERDICTS: dict[str, str] = {
     "attn-gym:hw_exchanged": (
         "**Bug** on non-square canvases: `get_x_y` returns `(idx // canvas_w, idx % canvas_w)`, i.e. "
         "(row, column), but the row is then clamped with `canvas_w` and `kernel_w` (and the column with "
-        "the height), so a query in the last rows of a wide canvas loses keys. Square canvases are "
-        "unaffected. Seen in {n} case(s), first: {first}."),
+        "the height): near the far edges of a non-square canvas the window is clamped at the other "
+        "axis' border (on a wide canvas the last rows lose keys and the last columns attend to windows "
+        "that leave them out; on a tall canvas the other way round). A non-square kernel is applied to "
+        "the exchanged axes as well. "
+        "Square canvases with square odd kernels are unaffected (the `2d-square` cases pass). "
+        "Seen in {n} case(s), first: {first}."),
     "attn-gym:even_too_many": (
         "**Limitation/bug**: the window is `[c - k//2, c + k//2]`, which has k + 1 keys for an even k "
         "(NATTEN: k keys, k/2 left and k/2 - 1 right). Seen in {n} case(s), first: {first}."),
