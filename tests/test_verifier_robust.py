@@ -44,7 +44,9 @@ def test_a_numpy_kernel_is_verified_with_no_flags(capsys):
 
 
 @pytest.mark.skipif(not HAS_TORCH, reason="torch is not installed")
-def test_a_torch_kernel_is_verified_with_no_flags_and_its_gradients_checked():
+def test_a_torch_kernel_is_verified_with_no_flags_and_its_gradients_checked(capsys):
+    code, out, _ = cli(capsys, "dinat_ref.torch:na1d", *FAST)
+    assert code == 0 and "array: torch (detected" in out, out
     report = verify("dinat_ref.torch:na1d", dims=(1,), n_random=2, progress=False)
     assert report.passed, report
     assert report.notes[0].startswith("array: torch (detected")
