@@ -108,6 +108,7 @@ def test_no_array_library_works_the_diagnosis_lists_every_attempt(capsys):
     ("returns_view_of_v", "returned its input v (or a view of its memory)"),
     ("writes_output_into_v", "returned its input v"),
     ("right_but_mutates_q", "input mutated"),
+    ("wrong_then_exits_on_probes", "Probing the kernel failed: SystemExit"),
 ])
 def test_no_false_pass(capsys, kernel, words):
     code, out, _ = cli(capsys, f"{KERNELS}:{kernel}", "--array", "numpy", *INPROC)
@@ -123,6 +124,12 @@ def test_no_false_pass_in_the_worker_process(capsys, kernel, words):
     code, out, _ = cli(capsys, f"{KERNELS}:{kernel}", "--array", "numpy", *FAST)  # default --timeout
     assert code != 0, out
     assert "PASSED" not in out and words in out, out
+
+
+def test_a_module_that_exits_while_imported_is_not_a_pass(capsys, tmp_path):
+    (tmp_path / "exits_on_import.py").write_text("import sys\nsys.exit(0)\n")
+    code, _, err = cli(capsys, f"{tmp_path / 'exits_on_import.py'}:na", *INPROC)
+    assert code == 2 and "SystemExit" in err
 
 
 def test_mutation_is_its_own_diagnosis():

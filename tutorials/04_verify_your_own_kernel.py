@@ -232,7 +232,7 @@ else:
     def jax_na_keys_detached(q, k, v, **kw):
         return jax_na(q, jax.lax.stop_gradient(k), v, **kw)
 
-    report = verify(jax_na, dims=(1,), rpb=False, n_random=2, progress=False, name="jax_na")
+    report = verify(jax_na, dims=(1,), rpb=False, n_random=0, progress=False, name="jax_na")
     print(report.notes[0].split(";")[0] + ")")
     print(report.summary())
     assert report.passed, report

@@ -69,7 +69,7 @@ def load_target(spec: str):
                     sys.path.remove(cwd)
     except TargetError:
         raise
-    except Exception as err:  # ImportError, or anything the module raises while importing
+    except BaseException as err:  # noqa: B036 - ImportError, or anything the module raises (SystemExit too)
         raise TargetError(f"cannot import {module_part!r} for target {spec!r}: "
                           f"{type(err).__name__}: {err}") from err
     obj = module

@@ -336,7 +336,9 @@ def diagnose_result(adapter: KernelAdapter, result: CaseResult) -> Diagnosis:
     pcase, dtype = probe_case(adapter, case)
     try:
         return _diagnose_forward(adapter, result, pcase, dtype)
-    except Exception as err:  # the kernel failed on a probe input; say so instead of crashing
+    except KeyboardInterrupt:
+        raise
+    except BaseException as err:  # noqa: B036 - the kernel failed on a probe input (SystemExit too)
         return Diagnosis("other", f"{result.message}. Probing the kernel failed: {type(err).__name__}: {err}",
                          case, result.dtype)
 
