@@ -132,6 +132,18 @@ def test_a_module_that_exits_while_imported_is_not_a_pass(capsys, tmp_path):
     assert code == 2 and "SystemExit" in err
 
 
+def test_a_kernel_without_rpb_is_told_the_flag(capsys, tmp_path, monkeypatch):
+    (tmp_path / "norpb.py").write_text(
+        f"import sys\nsys.path.insert(0, {str(Path(__file__).parent)!r})\nimport mutant_kernels as mk\n"
+        "def na(q, k, v, kernel_size, stride, dilation, is_causal, scale):\n"
+        "    return mk.correct_na(q, k, v, kernel_size, stride, dilation, is_causal, scale)\n")
+    monkeypatch.chdir(tmp_path)
+    code, out, _ = cli(capsys, "norpb:na", *INPROC)
+    assert code == 1 and "declare that with --no-rpb" in out
+    code, out, _ = cli(capsys, "norpb:na", "--no-rpb", *INPROC)
+    assert code == 0 and "rpb not supported" in out
+
+
 def test_mutation_is_its_own_diagnosis():
     report = verify(fp.right_but_mutates_q, array="numpy", dims=(1,), n_random=0, progress=False)
     assert report.diagnosis.kind == "mutates_inputs" and "q" in report.diagnosis.message

@@ -327,7 +327,11 @@ def diagnose_result(adapter: KernelAdapter, result: CaseResult) -> Diagnosis:
         if "subsamples queries by stride" in result.message:
             return Diagnosis("strided_output", f"This kernel subsamples queries by stride: "
                              f"{result.message}", case, result.dtype)
-        return Diagnosis("error", f"The kernel could not run this case: {result.message}",
+        hint = ""
+        if "unexpected keyword argument 'rpb'" in result.message:
+            hint = (" It takes no rpb=: declare that with --no-rpb (rpb=False) and the cases with a "
+                    "relative positional bias are skipped and listed instead.")
+        return Diagnosis("error", f"The kernel could not run this case: {result.message}.{hint}",
                          case, result.dtype)
     if result.fwd_abs is not None and result.first_wrong_query is None and result.bwd_abs is not None:
         return Diagnosis("wrong_backward", f"The forward pass matches the reference but the gradients do "
