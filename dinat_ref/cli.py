@@ -21,6 +21,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "classify": ("dinat_ref.classify", "top-k labels of images with a model directory (default: digits)"),
     "finetune": ("dinat_ref.finetune", "fine-tune a classifier on an image folder (one or many processes)"),
     "explore": ("dinat_ref.explore", "write the interactive explorer of the rule, one offline HTML page"),
+    "zoo": ("dinat_ref.zoo", "verify third-party NA kernels; write docs/zoo.md and figures/zoo/"),
 }
 
 

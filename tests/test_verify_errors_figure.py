@@ -8,7 +8,8 @@ import numpy as np
 
 from dinat_ref.neighborhood import neighbors_of
 from dinat_ref.testing import verify
-from dinat_ref.viz.verify_errors import _zero_padded_na, save_example
+from dinat_ref.testing.example_figure import save_example
+from dinat_ref.testing.example_figure import zero_padded_na as _zero_padded_na
 
 
 def _centered(query, shape, k, d):

@@ -27,11 +27,13 @@
 # 2. run the verifier and read its diagnosis;
 # 3. fix the kernel and watch it pass;
 # 4. see a second kind of bug (a missing scale) diagnosed;
-# 5. wire the check into pytest and the command line.
+# 5. wire the check into pytest and the command line;
+# 6. verify a JAX kernel, gradients included.
 #
 # Everything runs on a CPU in a few seconds.
 
 # %%
+import importlib.util
 import tempfile
 from pathlib import Path
 
@@ -99,17 +101,20 @@ buggy_na = make_na(group_aware=False)
 # %% [markdown]
 # ## 2. Run the verifier
 #
-# `verify` takes the kernel and its limits. `array="numpy"` says it takes NumPy arrays
-# (the default is torch tensors); `dims=(1, 2)`, `rpb=False`, `causal=False` and
-# `stride=False` say what it implements. We test float64 and float32: each dtype is
+# `verify` takes the kernel and its limits. It finds out by itself that the kernel takes
+# NumPy arrays: it calls it once on a small case with torch, JAX and NumPy inputs and
+# keeps what runs and returns the same kind of array (`array="numpy"` would skip that
+# step). `dims=(1, 2)`, `rpb=False`, `causal=False` and `stride=False` say what it
+# implements. We test float64 and float32: each dtype is
 # compared with the float64 reference on the same (rounded) inputs, with tolerance
 # 1e-10 and 1e-4.
 
 # %%
-report = verify(buggy_na, array="numpy", dims=(1, 2), dtypes=("float64", "float32"),
+report = verify(buggy_na, dims=(1, 2), dtypes=("float64", "float32"),
                 rpb=False, causal=False, stride=False, progress=False, name="buggy_na")
 print(report.table(show_passed=False, show_skipped=False))
 print()
+print(report.notes[0])  # what was detected, and what the other array libraries raised
 print(report.summary())
 assert not report.passed
 
@@ -180,19 +185,62 @@ assert report.diagnosis.kind == "wrong_scale"
 # from dinat_ref.testing import pytest_suite
 # from my_package import my_na
 #
-# test_my_na = pytest_suite(my_na, array="numpy", dims=(1, 2), rpb=False, causal=False, stride=False)
+# test_my_na = pytest_suite(my_na, dims=(1, 2), rpb=False, causal=False, stride=False)
 # ```
 #
-# And from a shell, for any importable function (or `path/to/file.py:function`), with
-# exit status 1 on failure:
+# And from a shell, for any importable function (`my_kernels:my_na` finds `my_kernels.py`
+# in the current folder, as `python -m` would; or `path/to/file.py:function`), with exit
+# status 1 on failure. There every case runs in a worker process that is stopped after
+# `--timeout` seconds, so a kernel that hangs on one case cannot hang the run:
 #
 # ```
-# dinat-ref verify my_package:my_na --array numpy --dims 1,2 --no-rpb --no-causal --no-stride
+# dinat-ref verify my_kernels:my_na --dims 1,2 --no-rpb --no-causal --no-stride
 # dinat-ref verify natten:na2d --dims 2 --head-dims 8,16,32,64 --no-rpb --backward no
 # ```
 #
 # For torch kernels the verifier also checks gradients (dq, dk, dv, and drpb) against
-# the reference's hand-derived backward pass whenever the output carries autograd.
+# the reference's hand-derived backward pass whenever the output carries autograd; an
+# explicit backward kernel (`bwd=`, NATTEN style `bwd(d_out, q, k, v, out, lse, ...)`) is
+# checked the same way.
+#
+# ## 6. A JAX kernel
+#
+# The same call verifies a kernel written with `jax.numpy`: the verifier detects JAX
+# arrays, compares the forward pass in float32 (float64 needs `jax_enable_x64`) and gets
+# the gradients through `jax.vjp`. Here the kernel is dense attention with the rule's
+# mask from `dinat_ref.neighborhood.dense_mask` (fine for small grids), and a copy that
+# cuts the gradient to the keys, which only the backward check can catch. (Skipped when
+# JAX is not installed: `pip install "dinat-ref[jax]"`.)
+
+# %%
+if importlib.util.find_spec("jax") is None:
+    print("JAX is not installed; skipping the JAX section.")
+else:
+    import jax
+    import jax.numpy as jnp
+
+    from dinat_ref.neighborhood import dense_mask
+
+    def jax_na(q, k, v, kernel_size, stride=1, dilation=1, is_causal=False, scale=None):
+        mask = jnp.asarray(dense_mask(q.shape[1:-2], kernel_size, stride, dilation, is_causal))  # (N, N)
+        B, heads, D = q.shape[0], q.shape[-2], q.shape[-1]
+        qf, kf, vf = (x.reshape(B, -1, heads, D) for x in (q, k, v))  # (B, N, heads, D)
+        logits = jnp.einsum("bnhd,bmhd->bhnm", qf * (D ** -0.5 if scale is None else scale), kf)
+        p = jax.nn.softmax(jnp.where(mask, logits, -jnp.inf), axis=-1)  # (B, heads, N, N)
+        return jnp.einsum("bhnm,bmhd->bnhd", p, vf).reshape(v.shape)
+
+    def jax_na_keys_detached(q, k, v, **kw):
+        return jax_na(q, jax.lax.stop_gradient(k), v, **kw)
+
+    report = verify(jax_na, dims=(1,), rpb=False, n_random=0, progress=False, name="jax_na")
+    print(report.notes[0].split(";")[0] + ")")
+    print(report.summary())
+    assert report.passed, report
+    report = verify(jax_na_keys_detached, dims=(1,), rpb=False, n_random=0, progress=False,
+                    name="jax_na_keys_detached")
+    print(report.summary())
+    print(report.diagnosis.message)
+    assert report.diagnosis.kind == "wrong_backward"
 
 # %% [markdown]
 # ## Exercises

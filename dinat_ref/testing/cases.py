@@ -178,11 +178,12 @@ def curated_cases(dims: tuple[int, ...] = (1, 2, 3)) -> list[Case]:
 
 def random_cases(n: int, seed: int = 0, dims: tuple[int, ...] = (1, 2, 3),
                  head_dims: tuple[int, ...] | None = None, rpb: bool = True, causal: bool = True,
-                 stride: bool = True) -> list[Case]:
+                 stride: bool = True, dilation: bool = True, even_kernel: bool = True) -> list[Case]:
     """``n`` random valid cases, reproducible from ``seed`` (kept small: < 400 tokens).
 
-    ``head_dims``, ``rpb``, ``causal`` and ``stride`` restrict the sweep to what a kernel
-    supports (the random draws are the same either way; unsupported features are turned off).
+    ``head_dims``, ``rpb``, ``causal``, ``stride``, ``dilation`` and ``even_kernel`` restrict
+    the sweep to what a kernel supports (unsupported features are turned
+    off: dilation 1, no stride, even kernel sizes one larger).
     """
     head_dims = tuple(head_dims or (4, 8, 16, 32))
     rng = np.random.default_rng(seed)
@@ -191,7 +192,9 @@ def random_cases(n: int, seed: int = 0, dims: tuple[int, ...] = (1, 2, 3),
         ndim = int(rng.choice(dims))
         max_k, max_d = {1: (7, 4), 2: (5, 3), 3: (3, 2)}[ndim]
         ks = tuple(int(rng.integers(2, max_k + 1)) for _ in range(ndim))
+        ks = ks if even_kernel else tuple(k + 1 - k % 2 for k in ks)
         dil = tuple(int(rng.integers(1, max_d + 1)) for _ in range(ndim))
+        dil = dil if dilation else (1,) * ndim
         st = tuple(int(rng.integers(1, k + 1)) if rng.random() < 0.5 and stride else 1 for k in ks)
         shape = tuple(k * d + int(rng.integers(0, 6)) for k, d in zip(ks, dil, strict=True))
         flags = tuple(bool(rng.random() < 0.25) and causal for _ in range(ndim))
@@ -209,7 +212,8 @@ def default_cases(dims: tuple[int, ...] = (1, 2, 3), n_random: int = 16, seed: i
                   **limits) -> list[Case]:
     """The default suite: every curated case for ``dims`` plus ``n_random`` random ones.
 
-    ``limits`` (``head_dims``, ``rpb``, ``causal``, ``stride``) shape the random sweep; the
+    ``limits`` (``head_dims``, ``rpb``, ``causal``, ``stride``, ``dilation``, ``even_kernel``)
+    shape the random sweep; the
     curated cases stay as they are, and those outside the limits are skipped when run.
     """
     return curated_cases(dims) + random_cases(n_random, seed, dims, **limits)

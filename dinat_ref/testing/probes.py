@@ -24,6 +24,8 @@ kernel on inputs built so that its output can be read back as attention weights:
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from dinat_ref.neighborhood import dense_mask, dilation_groups, neighbor_indices, rpb_indices
@@ -61,7 +63,7 @@ def observed_weights(adapter: KernelAdapter, case: Case, q: np.ndarray, k: np.nd
     """Read the kernel's attention weights back through one-hot values.
 
     Args:
-        q, k: (1, *spatial, heads, D) probe inputs; rpb as the kernel takes it, or None.
+        q, k: ``(1, *spatial, heads, D)`` probe inputs; rpb as the kernel takes it, or None.
 
     Returns:
         (heads, N, N): ``w[h, i, j]`` is the weight query ``i`` gave key ``j`` (flat, row-major).
@@ -224,14 +226,112 @@ def _window_hints(case: Case, observed: np.ndarray) -> list[str]:
             continue
         if np.array_equal(alt, observed):
             hints.append(f"The observed neighborhoods are exactly those of the rule if {words}.")
+    return hints + _axis_hints(case, observed)
+
+
+def _axis_rule(case: Case, a: int, length: int | None = None, params_of: int | None = None) -> np.ndarray:
+    """The rule's 1-D mask (L, L) of axis ``a``, optionally as if the axis had ``length`` tokens
+    and the window parameters of axis ``params_of``."""
+    b = a if params_of is None else params_of
+    return dense_mask((length or case.shape[a],), case.kernel_size[b], case.stride[b], case.dilation[b],
+                      case.is_causal[b])
+
+
+def _axes_exchanged(case: Case, obs: dict[int, np.ndarray], params: bool) -> bool:
+    """True when each axis of a 2-D case behaves as the rule on the other axis' length (and parameters)."""
+    for a in range(2):
+        n_a, n_b = case.shape[a], case.shape[1 - a]
+        try:
+            alt = _axis_rule(case, a, n_b, 1 - a if params else a)  # (n_b, n_b)
+        except ValueError:
+            return False
+        rows = min(n_a, n_b)
+        expect = np.zeros((rows, n_a), dtype=bool)
+        expect[:, : min(n_a, n_b)] = alt[:rows, : min(n_a, n_b)]
+        if n_b > n_a:
+            expect[:, n_a - 1] |= alt[:rows, n_a - 1:].any(axis=1)  # clamped onto the last token
+        if not np.array_equal(obs[a][:rows], expect):
+            return False
+    return True
+
+
+def _observed_axis(case: Case, observed: np.ndarray, a: int) -> np.ndarray:
+    """Axis ``a``'s part of a separable N-D mask: queries and keys on the line through the origin."""
+    grid = observed.reshape(*case.shape, *case.shape)  # (*query coords, *key coords)
+    nd = case.ndim
+    out = np.zeros((case.shape[a], case.shape[a]), dtype=bool)
+    for i in range(case.shape[a]):
+        q = tuple(i if b == a else 0 for b in range(nd))
+        keys = grid[q]  # (*key coords)
+        out[i] = keys.any(axis=tuple(b for b in range(nd) if b != a))
+    return out
+
+
+def _axis_hints(case: Case, observed: np.ndarray) -> list[str]:
+    """Name two classic per-axis mistakes in words: H/W exchanged, even window shifted by one."""
+    hints = []
+    axes = range(case.ndim)
+    obs = {a: _observed_axis(case, observed, a) for a in axes}
+    wrong = [a for a in axes if not np.array_equal(obs[a], _axis_rule(case, a))]
+    if not wrong:
+        return hints
+    # Height/width exchanged: each axis takes its windows from an axis as long as the other one
+    # (keys past the end clamped onto the last token, as a bounds-checked kernel does), with its
+    # own window parameters, or with the other axis' ones too (the two axes' names mixed up).
+    if case.ndim == 2 and case.shape[0] != case.shape[1]:
+        h, w = case.shape
+        for params in (False, True):
+            if not _axes_exchanged(case, obs, params):
+                continue
+            also = (" and that axis' kernel_size/stride/dilation" if params else "")
+            hints.append(f"The height and width axes are exchanged: axis 0 ({h} tokens) gets the windows of "
+                         f"an axis of {w} tokens{also}, and axis 1 ({w} tokens) those of an axis of {h}"
+                         f"{also}; check which length (and which kernel size) each axis reads.")
+            break
+    # Even kernel shifted by one: k/2 - 1 keys on the left and k/2 on the right (the rule, NATTEN's,
+    # puts k/2 on the left). That window is the rule's mirrored along the axis.
+    even = [a for a in wrong if case.kernel_size[a] % 2 == 0 and not case.is_causal[a]]
+    if even and all(np.array_equal(obs[a], _axis_rule(case, a)[::-1, ::-1]) for a in wrong if a in even) \
+            and set(even) == set(wrong):
+        names = ", ".join(f"axis {a} (k={case.kernel_size[a]})" for a in even)
+        hints.append(f"Even kernel window shifted by one on {names}: the kernel puts k/2 - 1 keys left of "
+                     f"the query and k/2 right of it; NATTEN's rule puts k/2 left and k/2 - 1 right.")
+    elif even and set(even) == set(wrong) and all(_legacy_border(case, a, obs[a]) for a in even):
+        names = ", ".join(f"axis {a} (k={case.kernel_size[a]})" for a in even)
+        hints.append(f"Even kernel on {names}: near the end of the axis the window is shifted one key too "
+                     f"far back and leaves the query out. That is the border formula of older NATTEN "
+                     f"releases, max(i - k//2, 0) + (i + k//2 >= L) * (L - i - k//2 - 1), written for odd "
+                     f"kernels.")
     return hints
+
+
+def _legacy_border(case: Case, a: int, observed_axis: np.ndarray) -> bool:
+    """True when axis ``a``'s windows are the odd-kernel border formula applied to an even kernel."""
+    L, k = case.shape[a], case.kernel_size[a]
+    if case.dilation[a] != 1 or case.stride[a] != 1 or case.is_causal[a] or k >= L:
+        return False
+    legacy = np.zeros((L, L), dtype=bool)
+    for i in range(L):
+        start = max(i - k // 2, 0) + (i + k // 2 >= L) * (L - i - k // 2 - 1)
+        legacy[i, start:start + k] = True
+    return np.array_equal(observed_axis, legacy)
 
 
 def diagnose_result(adapter: KernelAdapter, result: CaseResult) -> Diagnosis:
     """Explain a FAIL/ERROR result in words (probing the kernel for FAILs)."""
     case = result.case
     if result.status == "ERROR":
-        return Diagnosis("error", f"The kernel could not run this case: {result.message}",
+        if result.message.startswith("input mutated"):
+            return Diagnosis("mutates_inputs", f"The kernel writes into its inputs: {result.message}. "
+                             f"Its output is not trusted, whatever its numbers.", case, result.dtype)
+        if "subsamples queries by stride" in result.message:
+            return Diagnosis("strided_output", f"This kernel subsamples queries by stride: "
+                             f"{result.message}", case, result.dtype)
+        hint = ""
+        if "unexpected keyword argument 'rpb'" in result.message:
+            hint = (" It takes no rpb=: declare that with --no-rpb (rpb=False) and the cases with a "
+                    "relative positional bias are skipped and listed instead.")
+        return Diagnosis("error", f"The kernel could not run this case: {result.message}.{hint}",
                          case, result.dtype)
     if result.fwd_abs is not None and result.first_wrong_query is None and result.bwd_abs is not None:
         return Diagnosis("wrong_backward", f"The forward pass matches the reference but the gradients do "
@@ -240,125 +340,188 @@ def diagnose_result(adapter: KernelAdapter, result: CaseResult) -> Diagnosis:
     pcase, dtype = probe_case(adapter, case)
     try:
         return _diagnose_forward(adapter, result, pcase, dtype)
-    except Exception as err:  # the kernel failed on a probe input; say so instead of crashing
+    except KeyboardInterrupt:
+        raise
+    except BaseException as err:  # noqa: B036 - the kernel failed on a probe input (SystemExit too)
         return Diagnosis("other", f"{result.message}. Probing the kernel failed: {type(err).__name__}: {err}",
                          case, result.dtype)
 
 
+@dataclass
+class _Probed:
+    """What the neighborhood probe saw, shared by the hypotheses below."""
+
+    adapter: KernelAdapter
+    result: CaseResult
+    pcase: Case  # the case the probes run (batch 1, a head dim the kernel allows)
+    dtype: str
+    w: np.ndarray  # (N, N) weights with q = k = 0 (all logits equal), head 0
+    observed: np.ndarray  # (N, N) keys the kernel attended to
+    expected: np.ndarray  # (N, N) keys the rule says
+
+    @property
+    def case(self) -> Case:
+        return self.result.case
+
+    @property
+    def base(self) -> dict:
+        return dict(case=self.case, dtype=self.result.dtype)
+
+    @property
+    def first_flat(self) -> int | None:
+        q = self.result.first_wrong_query
+        return int(np.ravel_multi_index(q, self.case.shape)) if q else None
+
+    def at(self, n: int) -> dict:
+        """The query/expected/observed/grid fields of a diagnosis about query ``n`` (flat)."""
+        grid, exp_c, obs_c = _grid(self.case, n, self.expected[n], self.observed[n])
+        return dict(query=_coords([n], self.case.shape)[0], expected=exp_c, observed=obs_c, grid=grid)
+
+
 def _diagnose_forward(adapter: KernelAdapter, result: CaseResult, pcase: Case, dtype: str) -> Diagnosis:
+    """Probe the neighborhoods, then try the hypotheses in order; the first that explains it wins."""
     case = result.case
-    shape, N = case.shape, case.num_tokens
-    first_bad = result.first_wrong_query
     w = probe_neighborhoods(adapter, pcase, dtype)  # (N, N) weights with all logits equal
-    base = dict(case=case, dtype=result.dtype)
-    bad_rows = np.flatnonzero(~np.isfinite(w).all(axis=1))  # queries with NaN/inf outputs
-    if len(bad_rows) or (result.error_map is not None and not np.isfinite(result.error_map).all()):
-        where = (f"on the probe input q = k = 0 (first at query {_coords(bad_rows[:1], shape)[0]}, "
-                 f"{len(bad_rows)} of {N} queries)" if len(bad_rows)
-                 else f"on this case's inputs (first at query {first_bad}), though not on the probe inputs")
-        return Diagnosis("nan", f"The kernel returns NaN/inf {where}: look for a division by a zero "
-                         f"softmax sum (a row with every slot masked), an overflow in exp without the "
-                         f"max subtracted, or output memory that is never written.", **base)
-    row_max = w.max(axis=1, keepdims=True)  # (N, 1)
-    observed = w > np.maximum(0.1 * row_max, 1e-6)  # (N, N) keys the kernel attended to
-    expected = dense_mask(shape, **_window(case))  # (N, N) keys the rule says
-    wrong = np.flatnonzero((observed != expected).any(axis=1))  # queries with a wrong neighborhood
-    first_flat = int(np.ravel_multi_index(first_bad, shape)) if first_bad else None
+    row_max = np.nan_to_num(w, nan=0.0, posinf=0.0).max(axis=1, keepdims=True)  # (N, 1)
+    probed = _Probed(adapter, result, pcase, dtype, w,
+                     observed=w > np.maximum(0.1 * row_max, 1e-6),
+                     expected=dense_mask(case.shape, **_window(case)))
+    for hypothesis in (_nan_outputs, _wrong_window, _wrong_normalization, _wrong_scale, _wrong_rpb):
+        diagnosis = hypothesis(probed)
+        if diagnosis is not None:
+            return diagnosis
+    return _precision_or_elsewhere(probed)
 
-    if len(wrong):
-        n = first_flat if first_flat in set(wrong.tolist()) else int(wrong[0])
-        grid, exp_c, obs_c = _grid(case, n, expected[n], observed[n])
-        qc = _coords([n], shape)[0]
-        extra = _coords(np.flatnonzero(observed[n] & ~expected[n]), shape)
-        missing = _coords(np.flatnonzero(expected[n] & ~observed[n]), shape)
-        future = [c for c in extra  # later than the query on some causal axis
-                  if any(ca and kc > qcc for ca, kc, qcc in zip(case.is_causal, c, qc, strict=True))]
-        counts = (f"{len(wrong)} of {N} queries have a wrong neighborhood, the first (row-major) "
-                  f"being query {_coords(wrong[:1], shape)[0]}")
-        if future:
-            kind = "causal_leakage"
-            text = (f"Causal leakage: query {qc} attends to {len(future)} future key(s) {future} on a causal "
-                    f"axis (is_causal={case.is_causal}); a causal query sees only itself and earlier keys. "
-                    f"{counts}.")
-        else:
-            kind = "wrong_window"
-            text = (f"Wrong window: query {qc} attends to {len(obs_c)} keys, the rule gives {len(exp_c)}. "
-                    f"Extra keys: {extra or 'none'}; missing keys: {missing or 'none'}. {counts}.")
-            if not obs_c:
-                text += (" With one-hot values its output is all zero: it attends to nothing, or never "
-                         "writes its output.")
-            groups = dilation_groups(shape, case.dilation).ravel()
-            other = [c for c in extra if groups[np.ravel_multi_index(c, shape)] != groups[n]]
-            if other:
-                text += (f" {len(other)} extra key(s) lie in another dilation group than the query's "
-                         f"(with dilation d a query only sees keys j with j % d == i % d).")
-        hints = _window_hints(case, observed)
-        if hints:
-            text += " " + " ".join(hints)
-        return Diagnosis(kind, text, query=qc, expected=exp_c, observed=obs_c, grid=grid, **base)
 
-    # Right keys. With equal logits each neighbor should get exactly 1/|N(i)|.
-    n = first_flat if first_flat is not None else 0
-    qc = _coords([n], shape)[0]
-    grid, exp_c, obs_c = _grid(case, n, expected[n], observed[n])
-    at = dict(query=qc, expected=exp_c, observed=obs_c, grid=grid)
+def _nan_outputs(p: _Probed) -> Diagnosis | None:
+    """NaN/inf on the probe or on the case's inputs."""
+    shape, N, first_bad = p.case.shape, p.case.num_tokens, p.result.first_wrong_query
+    bad_rows = np.flatnonzero(~np.isfinite(p.w).all(axis=1))  # queries with NaN/inf outputs
+    error_map = p.result.error_map
+    if not len(bad_rows) and (error_map is None or np.isfinite(error_map).all()):
+        return None
+    where = (f"on the probe input q = k = 0 (first at query {_coords(bad_rows[:1], shape)[0]}, "
+             f"{len(bad_rows)} of {N} queries)" if len(bad_rows)
+             else f"on this case's inputs (first at query {first_bad}), though not on the probe inputs")
+    return Diagnosis("nan", f"The kernel returns NaN/inf {where}: look for a division by a zero "
+                     f"softmax sum (a row with every slot masked), an overflow in exp without the "
+                     f"max subtracted, or output memory that is never written.", **p.base)
+
+
+def _wrong_window(p: _Probed) -> Diagnosis | None:
+    """Keys missing or extra: a wrong window, or causal leakage into the future."""
+    case, shape, N = p.case, p.case.shape, p.case.num_tokens
+    wrong = np.flatnonzero((p.observed != p.expected).any(axis=1))  # queries with a wrong neighborhood
+    if not len(wrong):
+        return None
+    n = p.first_flat if p.first_flat in set(wrong.tolist()) else int(wrong[0])
+    fields = p.at(n)
+    qc, exp_c, obs_c = fields["query"], fields["expected"], fields["observed"]
+    extra = _coords(np.flatnonzero(p.observed[n] & ~p.expected[n]), shape)
+    missing = _coords(np.flatnonzero(p.expected[n] & ~p.observed[n]), shape)
+    future = [c for c in extra  # later than the query on some causal axis
+              if any(ca and kc > qcc for ca, kc, qcc in zip(case.is_causal, c, qc, strict=True))]
+    counts = (f"{len(wrong)} of {N} queries have a wrong neighborhood, the first (row-major) "
+              f"being query {_coords(wrong[:1], shape)[0]}")
+    if future:
+        kind = "causal_leakage"
+        text = (f"Causal leakage: query {qc} attends to {len(future)} future key(s) {future} on a causal "
+                f"axis (is_causal={case.is_causal}); a causal query sees only itself and earlier keys. "
+                f"{counts}.")
+    else:
+        kind = "wrong_window"
+        text = (f"Wrong window: query {qc} attends to {len(obs_c)} keys, the rule gives {len(exp_c)}. "
+                f"Extra keys: {extra or 'none'}; missing keys: {missing or 'none'}. {counts}.")
+        if not obs_c:
+            text += (" With one-hot values its output is all zero: it attends to nothing, or never "
+                     "writes its output.")
+        groups = dilation_groups(shape, case.dilation).ravel()
+        other = [c for c in extra if groups[np.ravel_multi_index(c, shape)] != groups[n]]
+        if other:
+            text += (f" {len(other)} extra key(s) lie in another dilation group than the query's "
+                     f"(with dilation d a query only sees keys j with j % d == i % d).")
+    hints = _window_hints(case, p.observed)
+    if hints:
+        text += " " + " ".join(hints)
+    return Diagnosis(kind, text, **fields, **p.base)
+
+
+def _wrong_normalization(p: _Probed) -> Diagnosis | None:
+    """Right keys, but with equal logits the weights are not 1/|N(i)| each (summing to 1)."""
+    N, expected, w = p.case.num_tokens, p.expected, p.w
     # Small deviations are precision, not structure: a wrong softmax axis or a doubled slot
     # moves the sum or the spread by at least a few percent.
     sums = w.sum(axis=1)  # (N,) total weight of each query
-    tol = max(10 * _tol(dtype), 0.01)
+    tol = max(10 * _tol(p.dtype), 0.01)
     spread = np.array([np.ptp(w[i, expected[i]]) * expected[i].sum() for i in range(N)])  # / mean weight
-    if np.abs(sums - 1).max() > tol or spread.max() > 5 * tol:
-        i = int(np.argmax(np.maximum(np.abs(sums - 1), spread) > tol))
-        ic = _coords([i], shape)[0]
-        return Diagnosis("wrong_normalization", (
-            f"Right keys, wrong weights: with q = k = 0 every neighbor should get weight "
-            f"1/{expected[i].sum()} and the weights of a query should sum to 1, but query {ic}'s "
-            f"weights sum to {sums[i]:.4g} "
-            f"and range from {w[i, expected[i]].min():.4g} to {w[i, expected[i]].max():.4g}. "
-            f"The softmax is not normalized over the query's neighbors (wrong axis?), or a slot is "
-            f"counted twice."), **at, **base)
+    if np.abs(sums - 1).max() <= tol and spread.max() <= 5 * tol:
+        return None
+    i = int(np.argmax(np.maximum(np.abs(sums - 1), spread) > tol))
+    ic = _coords([i], p.case.shape)[0]
+    return Diagnosis("wrong_normalization", (
+        f"Right keys, wrong weights: with q = k = 0 every neighbor should get weight "
+        f"1/{expected[i].sum()} and the weights of a query should sum to 1, but query {ic}'s "
+        f"weights sum to {sums[i]:.4g} "
+        f"and range from {w[i, expected[i]].min():.4g} to {w[i, expected[i]].max():.4g}. "
+        f"The softmax is not normalized over the query's neighbors (wrong axis?), or a slot is "
+        f"counted twice."), **p.at(p.first_flat or 0), **p.base)
 
-    s_eff, residual = probe_scale(adapter, pcase, dtype)
+
+def _wrong_scale(p: _Probed) -> Diagnosis | None:
+    """Right keys and normalization, but the logits are not ``scale * q . k``."""
+    case, pcase = p.case, p.pcase
+    s_eff, residual = probe_scale(p.adapter, pcase, p.dtype)
     s_exp = _expected_scale(pcase)
-    if not np.isfinite(s_eff) or abs(s_eff / s_exp - 1) > 0.02 or residual > 0.05:
-        text = (f"Right keys and normalization, wrong scale: the kernel behaves as if "
-                f"scale = {s_eff:.4g}, expected {s_exp:.4g} (ratio {s_eff / s_exp:.3g}; "
-                f"scale={case.scale} was passed, None meaning head_dim ** -0.5).")
-        if abs(s_eff - 1) < 0.02:
-            text += " It looks like no scale is applied at all."
-        elif case.scale is not None and abs(s_eff - pcase.head_dim ** -0.5) < 0.02 * s_eff:
-            text += " It looks like the default head_dim ** -0.5 is used instead of the given scale."
-        elif abs(s_eff - s_exp**2) < 0.02 * s_exp**2:
-            text += " It looks like the scale is applied twice."
-        if residual > 0.05:
-            text += (f" The observed log-weights are not a linear function of q . k "
-                     f"(residual {residual:.3g}): the logits are not scale * q . k.")
-        return Diagnosis("wrong_scale", text, **at, **base)
+    if np.isfinite(s_eff) and abs(s_eff / s_exp - 1) <= 0.02 and residual <= 0.05:
+        return None
+    text = (f"Right keys and normalization, wrong scale: the kernel behaves as if "
+            f"scale = {s_eff:.4g}, expected {s_exp:.4g} (ratio {s_eff / s_exp:.3g}; "
+            f"scale={case.scale} was passed, None meaning head_dim ** -0.5).")
+    if abs(s_eff - 1) < 0.02:
+        text += " It looks like no scale is applied at all."
+    elif case.scale is not None and abs(s_eff - pcase.head_dim ** -0.5) < 0.02 * s_eff:
+        text += " It looks like the default head_dim ** -0.5 is used instead of the given scale."
+    elif abs(s_eff - s_exp**2) < 0.02 * s_exp**2:
+        text += " It looks like the scale is applied twice."
+    if residual > 0.05:
+        text += (f" The observed log-weights are not a linear function of q . k "
+                 f"(residual {residual:.3g}): the logits are not scale * q . k.")
+    return Diagnosis("wrong_scale", text, **p.at(p.first_flat or 0), **p.base)
 
-    if case.use_rpb:
-        verdict, details = probe_rpb(adapter, pcase, dtype)
-        if verdict is not None:
-            where = ""
-            if details:
-                qd, kd = _coords([details["query"]], shape)[0], _coords([details["key"]], shape)[0]
-                where = f" First wrong bias: head {details['head']}, query {qd}, key {kd}."
-            explained = (
-                f"The observed biases match a known mistake: {verdict}." if verdict != "unexplained"
-                else "The observed biases match no known mistake (sign flips, swapped axes, no bias).")
-            return Diagnosis("wrong_rpb", f"Right keys, normalization and scale, wrong relative positional "
-                             f"bias: query i should add rpb[(k-1) + (j-i)/d] (per axis) to key j. "
-                             f"{explained}{where}", **at, **base)
 
-    near = result.error_map is not None and np.isfinite(result.error_map).all() \
-        and result.error_map.max() < 100
-    if near:
+def _wrong_rpb(p: _Probed) -> Diagnosis | None:
+    """Right keys, normalization and scale, but the biases are not ``rpb[(k-1) + (j-i)/d]``."""
+    if not p.case.use_rpb:
+        return None
+    verdict, details = probe_rpb(p.adapter, p.pcase, p.dtype)
+    if verdict is None:
+        return None
+    shape = p.case.shape
+    where = ""
+    if details:
+        qd, kd = _coords([details["query"]], shape)[0], _coords([details["key"]], shape)[0]
+        where = f" First wrong bias: head {details['head']}, query {qd}, key {kd}."
+    explained = (
+        f"The observed biases match a known mistake: {verdict}." if verdict != "unexplained"
+        else "The observed biases match no known mistake (sign flips, swapped axes, no bias).")
+    return Diagnosis("wrong_rpb", f"Right keys, normalization and scale, wrong relative positional "
+                     f"bias: query i should add rpb[(k-1) + (j-i)/d] (per axis) to key j. "
+                     f"{explained}{where}", **p.at(p.first_flat or 0), **p.base)
+
+
+def _precision_or_elsewhere(p: _Probed) -> Diagnosis:
+    """Every probe agrees with the rule: a precision issue, or a mistake the probes cannot see."""
+    result, case = p.result, p.case
+    fields = p.at(p.first_flat or 0)
+    rpb = " and RPB" if case.use_rpb else ""
+    error_map = result.error_map
+    if error_map is not None and np.isfinite(error_map).all() and error_map.max() < 100:
         return Diagnosis("numerical", (
-            f"The probes find the neighborhood, normalization, scale{' and RPB' if case.use_rpb else ''} "
-            f"right, and the outputs are off by at most {result.fwd_abs:.3g} (< 100x the tolerance "
-            f"{result.tolerance:g}), first at query {qc}: a precision issue (accumulation dtype?), "
-            f"or a tolerance too tight for {result.dtype}."), **at, **base)
+            f"The probes find the neighborhood, normalization, scale{rpb} right, and the outputs are off "
+            f"by at most {result.fwd_abs:.3g} (< 100x the tolerance {result.tolerance:g}), first at query "
+            f"{fields['query']}: a precision issue (accumulation dtype?), or a tolerance too tight for "
+            f"{result.dtype}."), **fields, **p.base)
     return Diagnosis("other", (
-        f"{result.message}. The probes find the neighborhood, normalization, scale"
-        f"{' and RPB' if case.use_rpb else ''} right, so the mistake is elsewhere: in how values are "
-        f"combined, in q . k itself (e.g. the wrong key vector for a slot), or it only shows with "
-        f"batch > 1 or several heads."), **at, **base)
+        f"{result.message}. The probes find the neighborhood, normalization, scale{rpb} right, so the "
+        f"mistake is elsewhere: in how values are combined, in q . k itself (e.g. the wrong key vector "
+        f"for a slot), or it only shows with batch > 1 or several heads."), **fields, **p.base)

@@ -39,7 +39,8 @@ def parametrize_cases(dims: tuple[int, ...] = (1, 2, 3), dtypes: Sequence[str] =
                       **limits: Any):
     """``@pytest.mark.parametrize("case, dtype", ...)`` over the suite, ids ``<case>-<dtype>``.
 
-    ``limits`` (``head_dims``, ``rpb``, ``causal``, ``stride``) shape the random sweep.
+    ``limits`` (``head_dims``, ``rpb``, ``causal``, ``stride``, ``dilation``, ``even_kernel``)
+    shape the random sweep.
     """
     import pytest
 
@@ -85,8 +86,9 @@ def pytest_suite(fn: Callable | None = None, *, cases: Sequence[Case] | None = N
         fn: the fused kernel (or pass ``qk=`` and ``av=`` in ``options``).
         cases, n_random, seed: the suite (default: curated + random cases for ``dims``).
         tolerances, backward_tolerances, diagnose: as in :func:`dinat_ref.testing.verify`.
-        options: adapter options: ``layout``, ``array``, ``device``, ``dims``, ``dtypes``,
-            ``head_dims``, ``rpb``, ``causal``, ``stride``, ``backward``, ``qk``, ``av``, ``name``.
+        options: adapter options: ``layout``, ``array`` (default ``"auto"``: detected), ``device``,
+            ``dims``, ``dtypes``, ``head_dims``, ``rpb``, ``causal``, ``stride``, ``dilation``,
+            ``even_kernel``, ``backward``, ``qk``, ``av``, ``bwd``, ``name``.
     """
     from dinat_ref.testing.runner import make_adapter
 

@@ -33,7 +33,7 @@ class CaseResult:
         fwd_abs, fwd_rel: largest absolute / relative forward error (None if not compared).
         bwd_abs, bwd_rel: the same over dq, dk, dv (and drpb) when backward was checked.
         tolerance: the tolerance used (forward; backward uses its own, in ``bwd_tolerance``).
-        error_map: (*spatial,) forward error per query in units of the tolerance (>1 fails).
+        error_map: ``(*spatial,)`` forward error per query in units of the tolerance (>1 fails).
         first_wrong_query: grid coordinates of the first query (row-major) over tolerance.
     """
 
@@ -61,7 +61,8 @@ class Diagnosis:
 
     Attributes:
         kind: ``wrong_window``, ``causal_leakage``, ``wrong_normalization``, ``wrong_scale``,
-            ``wrong_rpb``, ``wrong_backward``, ``nan``, ``error``, ``numerical`` or ``other``.
+            ``wrong_rpb``, ``wrong_backward``, ``nan``, ``error``, ``mutates_inputs``,
+            ``strided_output``, ``no_array``, ``nothing_ran``, ``numerical`` or ``other``.
         message: the explanation, naming the first wrong query and what is wrong there.
         case, dtype: the case that was probed.
         query: grid coordinates of the query the explanation is about.
@@ -90,16 +91,27 @@ class Diagnosis:
 
 @dataclass
 class Report:
-    """Everything a verification run found. ``bool(report)`` is ``report.passed``."""
+    """Everything a verification run found. ``bool(report)`` is ``report.passed``.
+
+    Attributes:
+        kernel: the kernel's name.
+        results: one :class:`CaseResult` per (case, dtype), in the order they ran.
+        diagnosis: why the first failure fails (None when nothing failed).
+        notes: how the run was set up (e.g. the array library detected).
+        interrupted: the run stopped early (KeyboardInterrupt); never a pass.
+    """
 
     kernel: str
     results: list[CaseResult]
     diagnosis: Diagnosis | None = None
+    notes: list[str] = field(default_factory=list)
+    interrupted: bool = False
 
     @property
     def passed(self) -> bool:
-        """True when nothing failed or errored (skips do not count) and something ran."""
-        return not self.failures and any(r.status == "PASS" for r in self.results)
+        """True when nothing failed or errored (skips do not count), something ran, and the run finished."""
+        return (not self.failures and not self.interrupted
+                and any(r.status == "PASS" for r in self.results))
 
     @property
     def failures(self) -> list[CaseResult]:
@@ -124,8 +136,13 @@ class Report:
         verdict = "PASSED" if self.passed else "FAILED"
         if not any(c.values()) or (c["PASS"] == 0 and not self.failures):
             verdict = "NOTHING RAN"
-        return (f"{self.kernel}: {verdict}  {c['PASS']} passed, {c['FAIL']} failed, "
+        line = (f"{self.kernel}: {verdict}  {c['PASS']} passed, {c['FAIL']} failed, "
                 f"{c['ERROR']} errors, {c['SKIP']} skipped")
+        if self.interrupted:
+            line += " (interrupted: the remaining cases did not run)"
+        elif verdict == "NOTHING RAN" and c["SKIP"]:
+            line += " (every case is outside the declared limits: this is not a pass)"
+        return line
 
     def table(self, show_skipped: bool = True, show_passed: bool = True) -> str:
         """The results as a fixed-width text table."""
@@ -142,14 +159,35 @@ class Report:
         return "\n".join([line(head), line(["-" * w for w in widths])] + [line(r) for r in rows])
 
     def __str__(self) -> str:
-        parts = [self.table(), "", self.summary()]
+        parts = [self.table(), "", *self.notes, self.summary()]
         if self.diagnosis is not None:
             parts += ["", str(self.diagnosis)]
         return "\n".join(parts)
 
     def save_figure(self, path: str, result: CaseResult | None = None) -> str:
-        """Save the error heatmap of ``result`` (default: the first failure) to ``path``."""
+        """Save the error heatmap of ``result`` (default: the first failure) to ``path``.
+
+        Args:
+            path: where to write; a name without extension gets ``.png``; the format follows
+                the extension (any matplotlib format).
+            result: the failing case to draw (default: the first with an error map).
+
+        Returns:
+            The path written (with the extension added, if it was missing).
+
+        Raises:
+            ValueError: when no failing case has an error map, or the folder does not exist.
+        """
+        from pathlib import Path
+
         from dinat_ref.viz.verify_errors import plot_verify_errors
+
+        target = Path(path)
+        if not target.suffix:
+            target = target.with_suffix(".png")
+        if not target.parent.is_dir():
+            raise ValueError(f"save_figure: the folder {str(target.parent)!r} of path={str(path)!r} "
+                             f"does not exist.")
 
         result = result or next((r for r in self.failures if r.error_map is not None), None)
         if result is None:
@@ -160,8 +198,8 @@ class Report:
             expected=d.expected if d else None, observed=d.observed if d else None,
             title=f"{self.kernel}: {result.case.name} ({result.case.config()}, {result.dtype})",
         )
-        fig.savefig(path, dpi=110)
-        return path
+        fig.savefig(target, dpi=110, format=target.suffix[1:])
+        return str(target)
 
 
 def _num(x: float | None) -> str:

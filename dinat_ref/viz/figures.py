@@ -194,7 +194,7 @@ FIGURES: dict[str, FigureMaker] = {
     "attention_digits": "dinat_ref.viz.attention_maps:save_digits_attention",
     "attention_statistics": "dinat_ref.viz.figures:attention_statistics",
     "rpb_values": "dinat_ref.viz.figures:rpb_values",
-    "verify_errors": "dinat_ref.viz.verify_errors:save_example",
+    "verify_errors": "dinat_ref.testing.example_figure:save_example",
 }
 
 

@@ -1,6 +1,7 @@
 """Where a kernel under test differs from the reference: an error heatmap over the grid.
 
-The verifier (:mod:`dinat_ref.testing`) measures, for every query cell, the worst
+The verifier (:mod:`dinat_ref.testing`, which imports this module, never the other way)
+measures, for every query cell, the worst
 forward error over batch, heads and channels in units of the tolerance (above 1 the
 case fails). This figure draws that map on the grid, log-scaled, with the first wrong
 query boxed, and, when the diagnosis probed one, a second panel comparing the
@@ -95,43 +96,3 @@ def plot_verify_errors(
         fig.suptitle(title)
     return fig
 
-
-
-def _zero_padded_na(q, k, v, kernel_size, stride=1, dilation=1, is_causal=False, scale=None):
-    """A common first attempt at NA, wrong at the borders: center every window on its query and
-    drop the keys that fall off the grid (zero padding) instead of shifting the window inward.
-    Dense over all N x N pairs: fine for the verifier's small grids."""
-    spatial = q.shape[1:-2]
-    ndim = len(spatial)
-    ks = np.broadcast_to(kernel_size, (ndim,))
-    ds = np.broadcast_to(dilation, (ndim,))
-    coords = np.indices(spatial).reshape(ndim, -1).T  # (N, ndim)
-    diff = coords[None, :, :] - coords[:, None, :]  # (N, N, ndim) key - query
-    mask = ((np.abs(diff) <= (ks // 2) * ds) & (diff % ds == 0)).all(-1)  # (N, N)
-    b, heads, dim = q.shape[0], q.shape[-2], q.shape[-1]
-    qf, kf, vf = (x.reshape(b, -1, heads, x.shape[-1]) for x in (q, k, v))  # (B, N, heads, D)
-    s = np.einsum("bnhd,bmhd->bhnm", qf * (dim ** -0.5 if scale is None else scale), kf)  # (B, h, N, N)
-    s = np.where(mask, s, -np.inf)
-    p = np.exp(s - s.max(-1, keepdims=True))
-    p /= p.sum(-1, keepdims=True)
-    return np.einsum("bhnm,bmhd->bnhd", p, vf).reshape(v.shape)
-
-
-def save_example(out_dir) -> str:
-    """The verifier's error heatmap for a kernel that zero-pads its windows at the borders.
-
-    Interior queries pass; queries within ``(k // 2) * d`` of a border attend to fewer
-    keys than the rule's inward-shifted window, and the heatmap shows exactly that frame.
-    """
-    from dinat_ref.testing import verify
-    from dinat_ref.viz.figures import save_figure
-
-    report = verify(_zero_padded_na, array="numpy", dims=(2,), dtypes=("float64",), rpb=False,
-                    causal=False, stride=False, progress=False, name="zero_padded_na")
-    d = report.diagnosis
-    result = next(r for r in report.failures if d is not None and r.case == d.case)
-    fig = plot_verify_errors(
-        result.error_map, query=d.query, expected=d.expected, observed=d.observed,
-        title=f"a kernel that zero-pads at the borders: {result.case.name} ({result.case.config()})",
-    )
-    return str(save_figure(fig, out_dir, "verify_errors"))
