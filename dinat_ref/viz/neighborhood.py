@@ -103,6 +103,11 @@ class _Config:
     def flat(self) -> int:
         return int(np.ravel_multi_index(self.query, self.shape))
 
+    @property
+    def groups(self) -> np.ndarray:
+        """(N,) the dilation group of every cell, in row-major order."""
+        return np.ravel(dilation_groups(self.shape, self.window.dilation))
+
 
 def _norm(shape, query, kernel_size, stride, dilation, is_causal, where) -> _Config:
     shape, kernel_size, stride, dilation, is_causal = check_window_args(
@@ -158,7 +163,7 @@ def _cell_colors(cfg: _Config, show_groups: bool) -> tuple[np.ndarray, dict, np.
     the group's full color.
     """
     H, W = cfg.rows_cols
-    groups = dilation_groups(cfg.shape, cfg.window.dilation).reshape(H, W)  # (H, W) group number per cell
+    groups = cfg.groups.reshape(H, W)  # (H, W) group number per cell
     palette = np.stack([group_color(int(g)) for g in range(int(groups.max()) + 1)])  # (G, 3)
     rgb = 1 - _TINT * (1 - palette[groups]) if show_groups else np.ones((H, W, 3))  # (H, W, 3)
     nb_rgb = {}
@@ -286,15 +291,15 @@ def plot_neighborhood(
                      fontsize="medium")
         if legend:
             shown = {int(groups[cfg.cell(cfg.query)])}  # a query only sees its own group
-            _legend(ax.figure, int(groups.max()) + 1, shown, show_groups, show_window, cfg.window.stride,
-                    show_rpb, len(cfg.shape))
+            _legend(ax.figure, cfg, shown, show_groups, show_window, show_rpb)
     fit_titles(ax.figure)
     return ax.get_figure(root=True)
 
 
-def _legend(fig: Figure | SubFigure, n_groups: int, shown: set[int], show_groups, show_window, stride,
-            show_rpb, ndim) -> None:
+def _legend(fig: Figure | SubFigure, cfg: _Config, shown: set[int], show_groups: bool, show_window: bool,
+            show_rpb: bool) -> None:
     """One legend under the whole figure; it names only the groups whose neighbors are drawn."""
+    n_groups = int(cfg.groups.max()) + 1
     handles = [Patch(facecolor="white", edgecolor="black", linewidth=1.6, label="Q: query")]
     if show_groups and n_groups > 1:
         for g in sorted(shown)[:8]:
@@ -304,12 +309,12 @@ def _legend(fig: Figure | SubFigure, n_groups: int, shown: set[int], show_groups
         handles.append(Patch(facecolor=group_color(0), label="neighbor"))
     if show_window:
         handles.append(Patch(facecolor="none", edgecolor="black", linestyle="--", label="window"))
-    if max(stride) > 1:
+    if max(cfg.window.stride) > 1:
         handles.append(plt.Line2D([], [], marker="o", color="black", linestyle="none", markersize=3,
                                   label="shares the window"))
     if show_rpb:
         handles.append(Patch(facecolor="none", edgecolor="none",
-                             label="numbers: RPB index" + (" (row,col)" if ndim == 2 else "")))
+                             label="numbers: RPB index" + (" (row,col)" if len(cfg.shape) == 2 else "")))
     width = fig.get_figure(root=True).get_figwidth() if isinstance(fig, SubFigure) else fig.get_figwidth()
     ncol = min(len(handles), 2 if width < 5 else 4)
     fig.legend(handles=handles, loc="outside lower center", ncol=ncol, fontsize="x-small", frameon=False,
@@ -381,9 +386,8 @@ def plot_neighborhood_panel(
                 ax.set_ylabel("")
         for ax in list(axes.flat)[len(queries):]:
             ax.set_visible(False)
-        groups = np.ravel(dilation_groups(cfg.shape, cfg.window.dilation))
-        shown = {int(groups[np.ravel_multi_index(q, cfg.shape)]) for q in queries}
-        _legend(fig, int(groups.max()) + 1, shown, True, True, cfg.window.stride, show_rpb, len(cfg.shape))
+        shown = {int(cfg.groups[np.ravel_multi_index(q, cfg.shape)]) for q in queries}
+        _legend(fig, cfg, shown, True, True, show_rpb)
         fig.suptitle(suptitle if suptitle is not None else
                      f"{_describe(*cfg.window.args())} on {_grid_text(cfg.shape)}", fontsize="medium")
     fit_titles(fig)
@@ -425,7 +429,7 @@ def plot_mask(
     cfg = _norm(shape, query, kernel_size, stride, dilation, is_causal, "plot_mask")
     mask = dense_mask(cfg.shape, *cfg.window.args())  # (N, N)
     N = mask.shape[0]
-    groups = np.ravel(dilation_groups(cfg.shape, cfg.window.dilation))  # (N,) group of each key
+    groups = cfg.groups  # (N,) group of each key
     colors = np.stack([group_color(int(g)) for g in groups])  # (N, 3)
     rgb = np.where(mask[:, :, None], colors[None, :, :], 1.0)  # (N, N, 3)
     with style_context(fontsize):
@@ -529,9 +533,7 @@ def plot_grid_and_mask(
 
         if interactive:
             fig.canvas.mpl_connect("button_press_event", on_click)
-        groups = np.ravel(dilation_groups(cfg.shape, cfg.window.dilation))
-        _legend(fig, int(groups.max()) + 1, {int(groups[cfg.flat])}, True, True, cfg.window.stride, False,
-                len(cfg.shape))
+        _legend(fig, cfg, {int(cfg.groups[cfg.flat])}, True, True, False)
     fit_titles(fig)
     return fig
 
@@ -581,7 +583,7 @@ def plot_rpb(
         plot_neighborhood(cfg.shape, cfg.query, *cfg.window.args(), ax=ax_grid, show_rpb=True, legend=False)
         ax_grid.set_title(f"neighbors of query {_query_text(cfg.query)},\nlabeled by RPB index",
                           fontsize="small")
-        q_group = int(np.ravel(dilation_groups(cfg.shape, cfg.window.dilation))[cfg.flat])
+        q_group = int(cfg.groups[cfg.flat])
         cells = {(0, int(u[0])) if len(cfg.shape) == 1 else (int(u[0]), int(u[1])) for u in used}
         img = np.ones((T_rows, T_cols, 3))
         for r, c in cells:
