@@ -1,9 +1,10 @@
 """DiNAT-Mini forward at 224x224: the torch model, the NumPy model and a matmul probe, in one run.
 
-DiNAT-Mini costs 2.7 GMACs = 5.4 GFLOP per 224x224 image (the paper's count). The probe is a
-2048x2048 float32 matmul (``torch.mm``; 2 * 2048^3 FLOP), the machine's practical peak for
-dense work; every model time is reported as achieved GFLOP/s and as a fraction of the
-probe's GFLOP/s measured in this same run, which travels between machines better than times.
+DiNAT-Mini costs 2.7 GMACs = 5.4 GFLOP per 224x224 image (the paper's count, which
+``_common.forward_macs`` reproduces from the config). The probe is a 2048x2048 float32 matmul
+(``torch.mm``; 2 * 2048^3 FLOP), the machine's practical peak for dense work; every model
+time is reported as achieved GFLOP/s and as a fraction of the probe's GFLOP/s measured in
+this same run, which travels between machines better than times.
 
 Rows (float32, eval mode, random weights):
 
@@ -25,25 +26,8 @@ Run::
 from __future__ import annotations
 
 import argparse
-import os
-import statistics
-import time
-from collections.abc import Callable
 
-MINI_GFLOP = 2 * 2.7  # DiNAT-Mini: 2.7 GMACs per 224x224 image
-
-
-def median_time(fn: Callable[[], object], repeats: int, sync: Callable[[], None] = lambda: None) -> float:
-    """Median wall time of ``fn()`` in seconds, after one untimed warm-up call."""
-    fn()
-    sync()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        sync()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+from _common import PROBE_GFLOP, forward_macs, median_time, probe_time, set_blas_threads
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -56,9 +40,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--device", default="cpu", help="torch device (cpu or cuda)")
     parser.add_argument("--skip-numpy", action="store_true", help="leave out the NumPy row")
     args = parser.parse_args(argv)
-    if args.threads:  # BLAS reads its thread count when NumPy is first imported
-        for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-            os.environ[var] = str(args.threads)
+    set_blas_threads(args.threads)  # before NumPy and torch are imported
     import numpy as np
     import torch
 
@@ -80,9 +62,9 @@ def main(argv: list[str] | None = None) -> None:
     x1 = torch.randn(1, 3, 224, 224, device=dev)
     xb = torch.randn(args.batch, 3, 224, 224, device=dev)
 
-    a = torch.randn(2048, 2048, device=dev)
-    t_probe = median_time(lambda: torch.mm(a, a), args.repeats, sync)
-    probe = 2 * 2048**3 / t_probe / 1e9
+    t_probe = probe_time(args.repeats, dev, sync)
+    probe = PROBE_GFLOP / t_probe  # GFLOP/s
+    gflop = 2 * forward_macs(config, 224) / 1e9  # per image
     rows: list[tuple[str, float, float]] = []  # (name, seconds per call, images per call)
     with torch.inference_mode():
         t1 = median_time(lambda: model(x1), args.repeats, sync)
@@ -106,12 +88,12 @@ def main(argv: list[str] | None = None) -> None:
         rows.append(("NumPy fp32 batch 1", median_time(lambda: np_model(x_np), max(1, args.repeats // 2)), 1))
 
     print(f"DiNAT-Mini 224x224 forward on {args.device} ({torch.get_num_threads()} torch threads); "
-          f"{MINI_GFLOP:.1f} GFLOP per image")
+          f"{gflop:.1f} GFLOP per image")
     print(f"probe: 2048x2048 fp32 matmul {1e3 * t_probe:.1f} ms = {probe:.1f} GFLOP/s\n")
     print(f"| {'run':34s} | {'ms / call':>10s} | {'images/s':>9s} | {'GFLOP/s':>8s} | {'of probe':>8s} |")
     print(f"|{'-' * 36}|{'-' * 12}|{'-' * 11}|{'-' * 10}|{'-' * 10}|")
     for name, t, n in rows:
-        gflops = MINI_GFLOP * n / t
+        gflops = gflop * n / t
         print(f"| {name:34s} | {1e3 * t:10.1f} | {n / t:9.1f} | {gflops:8.1f} | {gflops / probe:7.1%} |")
 
 

@@ -22,43 +22,8 @@ Run::
 from __future__ import annotations
 
 import argparse
-import os
-import statistics
-import time
 
-
-def forward_macs(config, image_size: int) -> int:
-    """Multiply-accumulates of one forward pass of ``DinatForImageClassification`` on one image."""
-    E, k = config.embed_dim, config.kernel_size
-    h = w = image_size
-    macs = (h // 2) * (w // 2) * (E // 2) * 9 * config.num_channels  # conv 3x3 s2: C_in -> E/2
-    h, w = h // 4, w // 4
-    macs += h * w * E * 9 * (E // 2)  # conv 3x3 s2: E/2 -> E
-    for i, depth in enumerate(config.depths):
-        C = E * 2**i
-        n = h * w  # tokens of this stage
-        hidden = int(config.mlp_ratio * C)
-        per_layer = (3 * n * C * C  # q, k, v projections
-                     + 2 * n * k * k * C  # q.k logits and attn.v over k*k neighbors, all heads
-                     + n * C * C  # output projection
-                     + 2 * n * C * hidden)  # MLP
-        macs += depth * per_layer
-        if i < len(config.depths) - 1:
-            h, w = (h + 1) // 2, (w + 1) // 2
-            macs += h * w * (2 * C) * 9 * C  # downsampler: conv 3x3 s2, C -> 2C
-    macs += config.hidden_size * config.num_labels  # classifier
-    return macs
-
-
-def median_time(fn, repeats: int) -> float:
-    """Median wall time of ``fn()`` in seconds, after one untimed warm-up call."""
-    fn()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+from _common import PROBE_GFLOP, forward_macs, median_time, probe_time, set_blas_threads
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -68,9 +33,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's own)")
     parser.add_argument("--image-size", type=int, default=224)
     args = parser.parse_args(argv)
-    if args.threads:
-        for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-            os.environ[var] = str(args.threads)
+    set_blas_threads(args.threads)
     import torch
 
     import dinat_ref.torch as dt
@@ -91,12 +54,9 @@ def main(argv: list[str] | None = None) -> None:
         loss.backward()
         optimizer.step()
 
-    a = torch.randn(2048, 2048)
-    t_probe = median_time(lambda: torch.mm(a, a), 10)
-    probe = 2 * 2048**3 / t_probe / 1e9
+    probe = PROBE_GFLOP / probe_time(10)  # GFLOP/s
     t_step = median_time(step, args.steps)
-    t_probe_after = median_time(lambda: torch.mm(a, a), 10)  # the machine is shared: did it change?
-    probe_after = 2 * 2048**3 / t_probe_after / 1e9
+    probe_after = PROBE_GFLOP / probe_time(10)  # the machine is shared: did it change?
 
     macs = forward_macs(config, args.image_size)
     train_gflop = 3 * 2 * macs / 1e9  # per image: forward + backward = 3x forward

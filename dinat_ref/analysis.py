@@ -134,13 +134,7 @@ def mean_attention_distance(attn: Any, kernel_size: Ints, dilation: Ints = 1, st
                             is_causal: Bools = False, cell_size: float = 1.0) -> Any:
     """:func:`attention_distance` averaged over images and queries: ``(heads,)``.
 
-    Args:
-        attn: ``(B, *spatial, heads, K)`` attention probabilities in neighborhood layout.
-        kernel_size: the layer's window size.
-        dilation: the layer's dilation.
-        stride: the layer's stride.
-        is_causal: the layer's causality per axis.
-        cell_size: length of one grid cell.
+    Takes the arguments of :func:`attention_distance` and raises its errors.
 
     Returns:
         (heads,) mean distance per head; same kind as ``attn``.
@@ -187,13 +181,7 @@ def mean_attention_entropy(attn: Any, kernel_size: Ints, dilation: Ints = 1, str
                            is_causal: Bools = False, normalize: bool = False) -> Any:
     """:func:`attention_entropy` averaged over images and queries: ``(heads,)``.
 
-    Args:
-        attn: ``(B, *spatial, heads, K)`` attention probabilities in neighborhood layout.
-        kernel_size: the layer's window size.
-        dilation: the layer's dilation.
-        stride: the layer's stride.
-        is_causal: the layer's causality per axis.
-        normalize: divide each query's entropy by ``log`` of its number of keys.
+    Takes the arguments of :func:`attention_entropy` and raises its errors.
 
     Returns:
         (heads,) mean entropy per head; same kind as ``attn``.

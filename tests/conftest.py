@@ -9,6 +9,7 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
+from browser import browser  # noqa: E402, F401 - the headless Chromium of the HTML page tests
 
 
 @pytest.fixture

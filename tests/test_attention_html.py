@@ -8,16 +8,14 @@ nothing from elsewhere and report no console error.
 
 from __future__ import annotations
 
-import os
-import shutil
-from pathlib import Path
-
 import numpy as np
 import pytest
 
 pytest.importorskip("torch")
 pytest.importorskip("sklearn")
 pytest.importorskip("matplotlib")
+
+from browser import watch_problems  # noqa: E402
 
 from dinat_ref import train_digits  # noqa: E402
 from dinat_ref.analysis import model_attentions  # noqa: E402
@@ -48,30 +46,6 @@ def test_page_is_self_contained(digit, tmp_path):
                                 "dilation": 1, "cell_px": 4}])
 
 
-def _chromium_path() -> str | None:
-    for path in (os.environ.get("DINAT_REF_CHROMIUM"), "/usr/bin/chromium", "/usr/bin/chromium-browser",
-                 shutil.which("chromium"), shutil.which("google-chrome")):
-        if path and Path(path).exists():
-            return path
-    return None
-
-
-@pytest.fixture(scope="module")
-def browser():
-    sync_api = pytest.importorskip("playwright.sync_api", reason="Playwright for Python is not installed")
-    path = _chromium_path()
-    pw = sync_api.sync_playwright().start()
-    try:
-        try:
-            b = pw.chromium.launch(**({"executable_path": path, "args": ["--no-sandbox"]} if path else {}))
-        except Exception as err:  # noqa: BLE001 - any failure to start means: no browser here
-            pytest.skip(f"no Chromium could be started (system Chromium: {path or 'not found'}): {err}")
-        yield b
-        b.close()
-    finally:
-        pw.stop()
-
-
 def test_hover_shows_the_scattered_attention(browser, digit, tmp_path):
     model, image = digit
     page_text = model_attention_html(model, image, digits_processor(), layers="all")
@@ -79,10 +53,7 @@ def test_hover_shows_the_scattered_attention(browser, digit, tmp_path):
     attentions = [a[0].numpy() for a in model_attentions(model, image_to_pixels(image, digits_processor()))]
     context = browser.new_context(viewport={"width": 1200, "height": 1000}, device_scale_factor=1)
     page = context.new_page()
-    problems = []
-    page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
-    page.on("pageerror", lambda e: problems.append(str(e)))
-    page.on("request", lambda r: None if r.url.startswith(("file:", "data:")) else problems.append(r.url))
+    problems = watch_problems(page, local=("file:", "data:"))
     page.goto(path.as_uri())
     page.wait_for_function("document.getElementById('image').width > 0")
     box = page.locator("#image").bounding_box()

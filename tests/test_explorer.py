@@ -15,14 +15,13 @@ skip, saying why, only when neither can be started.
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
+from browser import watch_problems
 
 from dinat_ref.cli import main
 from dinat_ref.explore import build_page, write_page
@@ -67,31 +66,6 @@ def test_cli_refuses_a_missing_folder(tmp_path, capsys):
 # A browser
 # ---------------------------------------------------------------------------------------
 
-def _chromium_path() -> str | None:
-    for path in (os.environ.get("DINAT_REF_CHROMIUM"), "/usr/bin/chromium", "/usr/bin/chromium-browser",
-                 shutil.which("chromium"), shutil.which("chromium-browser"), shutil.which("google-chrome")):
-        if path and Path(path).exists():
-            return path
-    return None
-
-
-@pytest.fixture(scope="module")
-def browser():
-    sync_api = pytest.importorskip("playwright.sync_api", reason="Playwright for Python is not installed")
-    path = _chromium_path()
-    pw = sync_api.sync_playwright().start()
-    try:
-        try:
-            kwargs = {"executable_path": path, "args": ["--no-sandbox"]} if path else {}
-            b = pw.chromium.launch(**kwargs)
-        except Exception as err:  # noqa: BLE001 - any failure to start means: no browser here
-            pytest.skip(f"no Chromium could be started (system Chromium: {path or 'not found'}): {err}")
-        yield b
-        b.close()
-    finally:
-        pw.stop()
-
-
 @pytest.fixture(scope="module")
 def page_file(tmp_path_factory) -> Path:
     return write_page(tmp_path_factory.mktemp("explorer") / "explorer.html")
@@ -102,18 +76,7 @@ def page(browser, page_file):
     """A fresh page from file://, failing the test on any console error, page error or request."""
     context = browser.new_context(viewport={"width": 1280, "height": 1000}, device_scale_factor=1)
     pg = context.new_page()
-    problems: list[str] = []
-    def on_console(msg):
-        if msg.type == "error":
-            problems.append(f"console.{msg.type}: {msg.text}")
-
-    def on_request(request):
-        if not request.url.startswith("file:"):
-            problems.append(f"request: {request.url}")
-
-    pg.on("console", on_console)
-    pg.on("pageerror", lambda e: problems.append(f"page error: {e}"))
-    pg.on("request", on_request)
+    problems = watch_problems(pg)
     pg.goto(page_file.as_uri())
     pg.wait_for_function("window.dinat && window.dinat.state")
     yield pg

@@ -34,7 +34,7 @@ from matplotlib.figure import Figure, SubFigure
 from matplotlib.patches import Patch, Rectangle
 from matplotlib.ticker import MaxNLocator
 
-from dinat_ref.checks import Bools, Ints, check_window_args
+from dinat_ref.checks import Bools, Ints, Window, check_window_args
 from dinat_ref.neighborhood import (
     axis_windows,
     dense_mask,
@@ -88,14 +88,7 @@ class _Config:
 
     shape: tuple[int, ...]
     query: tuple[int, ...]
-    kernel_size: tuple[int, ...]
-    stride: tuple[int, ...]
-    dilation: tuple[int, ...]
-    is_causal: tuple[bool, ...]
-
-    @property
-    def window(self) -> tuple:
-        return self.kernel_size, self.stride, self.dilation, self.is_causal
+    window: Window
 
     @property
     def rows_cols(self) -> tuple[int, int]:
@@ -110,6 +103,11 @@ class _Config:
     def flat(self) -> int:
         return int(np.ravel_multi_index(self.query, self.shape))
 
+    @property
+    def groups(self) -> np.ndarray:
+        """(N,) the dilation group of every cell, in row-major order."""
+        return np.ravel(dilation_groups(self.shape, self.window.dilation))
+
 
 def _norm(shape, query, kernel_size, stride, dilation, is_causal, where) -> _Config:
     shape, kernel_size, stride, dilation, is_causal = check_window_args(
@@ -122,7 +120,7 @@ def _norm(shape, query, kernel_size, stride, dilation, is_causal, where) -> _Con
     query = (int(query),) if np.isscalar(query) else tuple(int(c) for c in query)
     if len(query) != len(shape) or any(not 0 <= q < n for q, n in zip(query, shape, strict=True)):
         raise ValueError(f"{where}: query={query} is not a cell of the grid of shape {shape}.")
-    return _Config(shape, query, kernel_size, stride, dilation, is_causal)
+    return _Config(shape, query, Window(kernel_size, stride, dilation, is_causal))
 
 
 def _describe(kernel_size, stride, dilation, is_causal) -> str:
@@ -165,11 +163,11 @@ def _cell_colors(cfg: _Config, show_groups: bool) -> tuple[np.ndarray, dict, np.
     the group's full color.
     """
     H, W = cfg.rows_cols
-    groups = dilation_groups(cfg.shape, cfg.dilation).reshape(H, W)  # (H, W) group number per cell
+    groups = cfg.groups.reshape(H, W)  # (H, W) group number per cell
     palette = np.stack([group_color(int(g)) for g in range(int(groups.max()) + 1)])  # (G, 3)
     rgb = 1 - _TINT * (1 - palette[groups]) if show_groups else np.ones((H, W, 3))  # (H, W, 3)
     nb_rgb = {}
-    for cell in neighbors_of(cfg.query, cfg.shape, *cfg.window):
+    for cell in neighbors_of(cfg.query, cfg.shape, *cfg.window.args()):
         r, c = cfg.cell(cell)
         rgb[r, c] = nb_rgb[(r, c)] = palette[groups[r, c]] if show_groups else group_color(0)
     return rgb, nb_rgb, groups
@@ -178,7 +176,7 @@ def _cell_colors(cfg: _Config, show_groups: bool) -> tuple[np.ndarray, dict, np.
 def _draw_window(ax: Axes, cfg: _Config) -> None:
     """Step 2: the dashed window, first to last neighbor on each axis (the rule's per-axis bounds)."""
     lo, hi = [], []
-    for n, q, k, s, d, c in zip(cfg.shape, cfg.query, *cfg.window, strict=True):
+    for n, q, k, s, d, c in zip(cfg.shape, cfg.query, *cfg.window.args(), strict=True):
         a = axis_windows(n, k, s, d, c)
         lo.append(int(a.start[q]))
         hi.append(int(a.start[q] + (a.count[q] - 1) * d))
@@ -189,7 +187,7 @@ def _draw_window(ax: Axes, cfg: _Config) -> None:
 
 def _draw_window_sharers(ax: Axes, cfg: _Config) -> None:
     """Step 3 (stride > 1): a dot on every query whose key row equals this query's."""
-    keys, _ = neighbor_indices(cfg.shape, *cfg.window)  # (N, K)
+    keys, _ = neighbor_indices(cfg.shape, *cfg.window.args())  # (N, K)
     same = np.all(keys == keys[cfg.flat], axis=1).reshape(cfg.rows_cols)  # (H, W)
     rr, cc = np.nonzero(same)
     ax.scatter(cc - 0.3, rr - 0.3, s=6, color="black", zorder=4, marker="o", linewidths=0)
@@ -197,8 +195,8 @@ def _draw_window_sharers(ax: Axes, cfg: _Config) -> None:
 
 def _draw_rpb_labels(ax: Axes, cfg: _Config, nb_rgb: dict, size: float) -> None:
     """Step 4 (show_rpb): each neighbor's RPB index ``(k - 1) + (j - i) / d`` per axis."""
-    idx = rpb_indices(cfg.shape, *cfg.window)[cfg.flat]  # (K, ndim)
-    keys, valid = neighbor_indices(cfg.shape, *cfg.window)
+    idx = rpb_indices(cfg.shape, *cfg.window.args())[cfg.flat]  # (K, ndim)
+    keys, valid = neighbor_indices(cfg.shape, *cfg.window.args())
     for t in np.nonzero(valid[cfg.flat])[0]:
         r, c = cfg.cell(np.unravel_index(int(keys[cfg.flat, t]), cfg.shape))
         label = ",".join(str(int(x)) for x in idx[t])
@@ -280,7 +278,7 @@ def plot_neighborhood(
         draw_cells(ax, rgb)
         if show_window:
             _draw_window(ax, cfg)
-        if max(cfg.stride) > 1:
+        if max(cfg.window.stride) > 1:
             _draw_window_sharers(ax, cfg)
         size = _annotation_size(ax, cfg, show_rpb)
         if show_rpb:
@@ -288,20 +286,20 @@ def plot_neighborhood(
         _draw_query(ax, cfg, rgb, size, show_rpb)
         _label_axes(ax, cfg)
         ax.set_title(title if title is not None else
-                     f"{_describe(*cfg.window)} on {_grid_text(cfg.shape)}\n"
+                     f"{_describe(*cfg.window.args())} on {_grid_text(cfg.shape)}\n"
                      f"query {_query_text(cfg.query)}: {_plural(len(nb_rgb), 'neighbor')}",
                      fontsize="medium")
         if legend:
             shown = {int(groups[cfg.cell(cfg.query)])}  # a query only sees its own group
-            _legend(ax.figure, int(groups.max()) + 1, shown, show_groups, show_window, cfg.stride,
-                    show_rpb, len(cfg.shape))
+            _legend(ax.figure, cfg, shown, show_groups, show_window, show_rpb)
     fit_titles(ax.figure)
     return ax.get_figure(root=True)
 
 
-def _legend(fig: Figure | SubFigure, n_groups: int, shown: set[int], show_groups, show_window, stride,
-            show_rpb, ndim) -> None:
+def _legend(fig: Figure | SubFigure, cfg: _Config, shown: set[int], show_groups: bool, show_window: bool,
+            show_rpb: bool) -> None:
     """One legend under the whole figure; it names only the groups whose neighbors are drawn."""
+    n_groups = int(cfg.groups.max()) + 1
     handles = [Patch(facecolor="white", edgecolor="black", linewidth=1.6, label="Q: query")]
     if show_groups and n_groups > 1:
         for g in sorted(shown)[:8]:
@@ -311,12 +309,12 @@ def _legend(fig: Figure | SubFigure, n_groups: int, shown: set[int], show_groups
         handles.append(Patch(facecolor=group_color(0), label="neighbor"))
     if show_window:
         handles.append(Patch(facecolor="none", edgecolor="black", linestyle="--", label="window"))
-    if max(stride) > 1:
+    if max(cfg.window.stride) > 1:
         handles.append(plt.Line2D([], [], marker="o", color="black", linestyle="none", markersize=3,
                                   label="shares the window"))
     if show_rpb:
         handles.append(Patch(facecolor="none", edgecolor="none",
-                             label="numbers: RPB index" + (" (row,col)" if ndim == 2 else "")))
+                             label="numbers: RPB index" + (" (row,col)" if len(cfg.shape) == 2 else "")))
     width = fig.get_figure(root=True).get_figwidth() if isinstance(fig, SubFigure) else fig.get_figwidth()
     ncol = min(len(handles), 2 if width < 5 else 4)
     fig.legend(handles=handles, loc="outside lower center", ncol=ncol, fontsize="x-small", frameon=False,
@@ -378,8 +376,8 @@ def plot_neighborhood_panel(
         fig = new_figure(fig, figsize, (PAGE_WIDTH, min(9.0, nrows * row_h + 0.7)), "plot_neighborhood_panel")
         axes = fig.subplots(nrows, ncols, squeeze=False)
         for i, (ax, q) in enumerate(zip(axes.flat, queries, strict=False)):  # spare axes are hidden below
-            plot_neighborhood(cfg.shape, q, *cfg.window, ax=ax, show_rpb=show_rpb, legend=False)
-            n = len(neighbors_of(q, cfg.shape, *cfg.window))
+            plot_neighborhood(cfg.shape, q, *cfg.window.args(), ax=ax, show_rpb=show_rpb, legend=False)
+            n = len(neighbors_of(q, cfg.shape, *cfg.window.args()))
             sep = ": " if len(cfg.shape) == 1 else "\n"
             ax.set_title(f"query {_query_text(q)}{sep}{_plural(n, 'neighbor')}", fontsize="small")
             if len(cfg.shape) == 1 and ax not in axes[-1]:
@@ -388,11 +386,10 @@ def plot_neighborhood_panel(
                 ax.set_ylabel("")
         for ax in list(axes.flat)[len(queries):]:
             ax.set_visible(False)
-        groups = np.ravel(dilation_groups(cfg.shape, cfg.dilation))
-        shown = {int(groups[np.ravel_multi_index(q, cfg.shape)]) for q in queries}
-        _legend(fig, int(groups.max()) + 1, shown, True, True, cfg.stride, show_rpb, len(cfg.shape))
+        shown = {int(cfg.groups[np.ravel_multi_index(q, cfg.shape)]) for q in queries}
+        _legend(fig, cfg, shown, True, True, show_rpb)
         fig.suptitle(suptitle if suptitle is not None else
-                     f"{_describe(*cfg.window)} on {_grid_text(cfg.shape)}", fontsize="medium")
+                     f"{_describe(*cfg.window.args())} on {_grid_text(cfg.shape)}", fontsize="medium")
     fit_titles(fig)
     return fig
 
@@ -430,9 +427,9 @@ def plot_mask(
         The figure drawn on.
     """
     cfg = _norm(shape, query, kernel_size, stride, dilation, is_causal, "plot_mask")
-    mask = dense_mask(cfg.shape, *cfg.window)  # (N, N)
+    mask = dense_mask(cfg.shape, *cfg.window.args())  # (N, N)
     N = mask.shape[0]
-    groups = np.ravel(dilation_groups(cfg.shape, cfg.dilation))  # (N,) group of each key
+    groups = cfg.groups  # (N,) group of each key
     colors = np.stack([group_color(int(g)) for g in groups])  # (N, 3)
     rgb = np.where(mask[:, :, None], colors[None, :, :], 1.0)  # (N, N, 3)
     with style_context(fontsize):
@@ -513,8 +510,8 @@ def plot_grid_and_mask(
             with style_context(fontsize):
                 ax_grid.clear()
                 ax_mask.clear()
-                plot_neighborhood(cfg.shape, query_cell, *cfg.window, ax=ax_grid, legend=False)
-                plot_mask(cfg.shape, *cfg.window, query=query_cell, ax=ax_mask)
+                plot_neighborhood(cfg.shape, query_cell, *cfg.window.args(), ax=ax_grid, legend=False)
+                plot_mask(cfg.shape, *cfg.window.args(), query=query_cell, ax=ax_mask)
                 flat = int(np.ravel_multi_index(query_cell, cfg.shape))
                 ax_grid.set_title(f"grid: query {_query_text(query_cell)}\n(flat index {flat})",
                                   fontsize="small")
@@ -522,7 +519,7 @@ def plot_grid_and_mask(
                                   fontsize="small")
 
         draw(cfg.query)
-        fig.suptitle(f"{_describe(*cfg.window)} on {_grid_text(cfg.shape)}: "
+        fig.suptitle(f"{_describe(*cfg.window.args())} on {_grid_text(cfg.shape)}: "
                      "grid view and flattened mask", fontsize="medium")
 
         def on_click(event) -> None:  # the link: a click on the grid moves the query everywhere
@@ -536,9 +533,7 @@ def plot_grid_and_mask(
 
         if interactive:
             fig.canvas.mpl_connect("button_press_event", on_click)
-        groups = np.ravel(dilation_groups(cfg.shape, cfg.dilation))
-        _legend(fig, int(groups.max()) + 1, {int(groups[cfg.flat])}, True, True, cfg.stride, False,
-                len(cfg.shape))
+        _legend(fig, cfg, {int(cfg.groups[cfg.flat])}, True, True, False)
     fit_titles(fig)
     return fig
 
@@ -575,20 +570,20 @@ def plot_rpb(
         The figure (or subfigure) drawn on.
     """
     cfg = _norm(shape, query, kernel_size, stride, dilation, is_causal, "plot_rpb")
-    idx = rpb_indices(cfg.shape, *cfg.window)[cfg.flat]  # (K, ndim)
-    _, valid = neighbor_indices(cfg.shape, *cfg.window)
+    idx = rpb_indices(cfg.shape, *cfg.window.args())[cfg.flat]  # (K, ndim)
+    _, valid = neighbor_indices(cfg.shape, *cfg.window.args())
     used = idx[valid[cfg.flat]]  # (n_valid, ndim) entries read by this query
-    table = tuple(2 * k - 1 for k in cfg.kernel_size)  # RPB shape per axis
+    table = tuple(2 * k - 1 for k in cfg.window.kernel_size)  # RPB shape per axis
     T_rows, T_cols = (1, table[0]) if len(cfg.shape) == 1 else table
     rows, cols = cfg.rows_cols
     with style_context(fontsize):
         fig = new_figure(fig, figsize, (PAGE_WIDTH, 3.6 if len(cfg.shape) == 2 else 2.0), "plot_rpb")
         ratios = [cols / max(rows, cols), T_cols / max(T_rows, T_cols)]
         ax_grid, ax_tab = fig.subplots(1, 2, width_ratios=ratios)
-        plot_neighborhood(cfg.shape, cfg.query, *cfg.window, ax=ax_grid, show_rpb=True, legend=False)
+        plot_neighborhood(cfg.shape, cfg.query, *cfg.window.args(), ax=ax_grid, show_rpb=True, legend=False)
         ax_grid.set_title(f"neighbors of query {_query_text(cfg.query)},\nlabeled by RPB index",
                           fontsize="small")
-        q_group = int(np.ravel(dilation_groups(cfg.shape, cfg.dilation))[cfg.flat])
+        q_group = int(cfg.groups[cfg.flat])
         cells = {(0, int(u[0])) if len(cfg.shape) == 1 else (int(u[0]), int(u[1])) for u in used}
         img = np.ones((T_rows, T_cols, 3))
         for r, c in cells:
@@ -600,7 +595,7 @@ def plot_rpb(
                 label = str(c) if len(cfg.shape) == 1 else f"{r},{c}"
                 ax_tab.text(c, r, label, ha="center", va="center", fontsize=size,
                             color=_text_color(group_color(q_group)) if (r, c) in cells else "0.45")
-        cr, cc = (0, cfg.kernel_size[0] - 1) if len(cfg.shape) == 1 else tuple(k - 1 for k in cfg.kernel_size)
+        cr, cc = cfg.cell([k - 1 for k in cfg.window.kernel_size])  # the entry of offset 0 (the query)
         ax_tab.add_patch(Rectangle((cc - 0.5, cr - 0.5), 1, 1, fill=False, edgecolor="black", linewidth=2.0,
                                    zorder=3))
         ax_tab.tick_params(which="both", length=0, labelbottom=False, labelleft=False)
@@ -609,6 +604,6 @@ def plot_rpb(
             ax_tab.set_ylabel("RPB entry, axis 0", fontsize="small")
         ax_tab.set_title(f"RPB table ({'x'.join(map(str, table))}): {len(cells)} entries read;\n"
                          f"outlined: offset 0 (the query itself)", fontsize="small")
-        fig.suptitle(f"{_describe(*cfg.window)}: bias = rpb[(k-1) + (j-i)/d]", fontsize="medium")
+        fig.suptitle(f"{_describe(*cfg.window.args())}: bias = rpb[(k-1) + (j-i)/d]", fontsize="medium")
     fit_titles(fig)
     return fig

@@ -80,6 +80,13 @@ def _layer_text(d: int, kernel_size: int, length: int) -> str:
     return f"d={d}" + (f", padded to {kernel_size * d}" if kernel_size * d > length else "")
 
 
+def _small_integer_ticks(ax: Axes) -> None:
+    """A few integer ticks on both axes (token indices and counts), in small print."""
+    ax.xaxis.set_major_locator(MaxNLocator(nbins=4, integer=True))
+    ax.yaxis.set_major_locator(MaxNLocator(nbins=4, integer=True))
+    ax.tick_params(labelsize="x-small", length=2)
+
+
 def _check_stacks(stacks, where: str) -> dict[str, tuple[int, ...]]:
     stacks = dict(stacks)
     if not stacks:
@@ -203,9 +210,7 @@ def plot_rf_per_query(
             ax.set_title(name, fontsize="small")
             ax.set_xlabel("input token j", fontsize="small")
             ax.set_ylabel("query i", fontsize="small")
-            ax.xaxis.set_major_locator(MaxNLocator(nbins=4, integer=True))
-            ax.yaxis.set_major_locator(MaxNLocator(nbins=4, integer=True))
-            ax.tick_params(labelsize="x-small", length=2)
+            _small_integer_ticks(ax)
             ax_n.plot(q, rf_stats(rf).count, color=color, linewidth=1.6, label=f"{name}: exact")
             if not is_causal and stride == 1:
                 formula = min(length, analytic_extent(kernel_size, dils))
@@ -282,9 +287,7 @@ def plot_rf_2d(
                     f", padded to {kernel_size * dils[layer]}"
                 ax.set_title(f"{name}\nlayer {layer} (d={dils[layer]}{pad}): {int(rf.sum())} cells",
                              fontsize="x-small")
-                ax.xaxis.set_major_locator(MaxNLocator(nbins=4, integer=True))
-                ax.yaxis.set_major_locator(MaxNLocator(nbins=4, integer=True))
-                ax.tick_params(labelsize="x-small", length=2)
+                _small_integer_ticks(ax)
                 if layer == 0:
                     ax.set_ylabel("row", fontsize="small")
                 if r == len(stacks) - 1:
@@ -354,9 +357,7 @@ def _draw_preset_stage(ax: Axes, L: int, k: int, dils: Sequence[int]) -> None:
                 label=f"{label}: worst query")
     ax.axhline(L, color="0.5", linewidth=0.8, label="the whole axis")
     ax.set_ylim(0, L * 1.15)
-    ax.xaxis.set_major_locator(MaxNLocator(nbins=4, integer=True))
-    ax.yaxis.set_major_locator(MaxNLocator(nbins=4, integer=True))
-    ax.tick_params(labelsize="x-small", length=2)
+    _small_integer_ticks(ax)
     ax.grid(alpha=0.3)
 
 
