@@ -45,6 +45,7 @@ extensions = [
     "sphinx.ext.autosummary",
     "sphinx.ext.napoleon",
     "sphinx.ext.mathjax",
+    "sphinx-mathjax-offline",  # MathJax served from the site itself: math renders offline too
     "sphinx.ext.viewcode",
     "dinat_site",  # last: it hooks autodoc's events
 ]
