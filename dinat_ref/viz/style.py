@@ -63,23 +63,25 @@ FigureTarget = Figure | SubFigure | SubplotSpec | None
 # The arguments many plotting functions share, described once. A docstring line that is only
 # ``%(name)s`` becomes this text, indented as that line (continuation lines 4 deeper, as
 # napoleon's ``Args:`` wants them).
+_SIZES = (
+    "figsize: (width, height) of that new figure in inches.\n"
+    "fontsize: base font size in points (default ``rcParams[\"font.size\"]``)."
+)
 ARG_DOCS: dict[str, str] = {
     "window_args": (
         "kernel_size, stride, dilation, is_causal: the window, one value or one per axis, as in\n"
         "    :func:`dinat_ref.neighborhood.neighbor_indices`."
     ),
     "figure_args": (
-        "fig, figsize, fontsize: where to draw (a Figure, SubFigure or SubplotSpec; default a new\n"
-        "    figure, 7 in wide), its size, the base font size (see :mod:`dinat_ref.viz.style`)."
+        "fig: where to draw: a Figure, a SubFigure or a SubplotSpec (the panels go into a\n"
+        "    subfigure in its slot); default: a new figure, 7 in wide.\n" + _SIZES
     ),
-    "axes_args": (
-        "ax, figsize, fontsize: where to draw (an Axes; default a new figure, one column, 3.5 in\n"
-        "    wide), its size, the base font size (see :mod:`dinat_ref.viz.style`)."
-    ),
+    "axes_args": "ax: the Axes to draw on (default: a new figure, one column, 3.5 in wide).\n" + _SIZES,
     "colour_args": (
         "cmap: colour map (default ``rcParams[\"image.cmap\"]``).\n"
         "norm: colour normalisation (default: %(scale)s).\n"
-        "vmin, vmax: lower and upper end of the default scale, where given (unused with ``norm``)."
+        "vmin: lower end of the default scale, where given (unused with ``norm``).\n"
+        "vmax: upper end of the default scale, where given (unused with ``norm``)."
     ),
 }
 _LINE = re.compile(r"^([ \t]*)%\((\w+)\)s[ \t]*$", re.MULTILINE)  # a placeholder alone on its line
