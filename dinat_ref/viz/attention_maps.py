@@ -378,13 +378,8 @@ def plot_attention_maps(
     *,
     heads: Sequence[int] | None = None,
     overlay: bool = True,
-    cmap: Any = None,
-    norm: Any = None,
-    vmin: float | None = None,
-    vmax: float | None = None,
-    fig: Any = None,
-    figsize: tuple[float, float] | None = None,
-    fontsize: float | None = None,
+    cmap: Any = None, norm: Any = None, vmin: float | None = None, vmax: float | None = None,
+    fig: Any = None, figsize: tuple[float, float] | None = None, fontsize: float | None = None,
 ) -> Any:
     """Draw each chosen layer's per-head maps over the image.
 

@@ -48,6 +48,7 @@ from dinat_ref.viz.style import (
     PAGE_WIDTH,
     FigureTarget,
     cell_points,
+    docstring,
     draw_cells,
     fit_titles,
     new_axes,
@@ -233,13 +234,11 @@ def _annotation_size(ax: Axes, cfg: _Config, show_rpb: bool) -> float:
     return float(max(3.0, min(plt.rcParams["font.size"] * 0.8, fits)))
 
 
+@docstring
 def plot_neighborhood(
     shape: Ints,
     query: Ints | None = None,
-    kernel_size: Ints = 3,
-    stride: Ints = 1,
-    dilation: Ints = 1,
-    is_causal: Bools = False,
+    kernel_size: Ints = 3, stride: Ints = 1, dilation: Ints = 1, is_causal: Bools = False,
     ax: Axes | None = None,
     show_groups: bool = True,
     show_window: bool = True,
@@ -247,24 +246,20 @@ def plot_neighborhood(
     legend: bool = True,
     title: str | None = None,
     *,
-    figsize: tuple[float, float] | None = None,
-    fontsize: float | None = None,
+    figsize: tuple[float, float] | None = None, fontsize: float | None = None,
 ) -> Figure:
     """Draw one query's neighborhood on a 1-D or 2-D grid.
 
     Args:
         shape: grid shape, ``L`` or ``(H, W)``.
         query: the query cell (default: the top-right corner).
-        kernel_size, stride, dilation, is_causal: the window, one value or one per axis, as in
-            :func:`dinat_ref.neighborhood.neighbor_indices`.
-        ax: draw here (default: a new one-column figure).
+        %(window_args)s
         show_groups: tint every cell by its dilation group (else neighbors are blue on white).
         show_window: dashed outline from the first to the last neighbor on each axis.
         show_rpb: write each neighbor's RPB index in its cell.
         legend: add a legend under the figure.
         title: default: the configuration and the query.
-        figsize: size of the new figure (default: 3.5 in wide).
-        fontsize: base font size in points (default ``rcParams["font.size"]``).
+        %(axes_args)s
 
     Returns:
         The figure drawn on.
@@ -321,20 +316,16 @@ def _legend(fig: Figure | SubFigure, cfg: _Config, shown: set[int], show_groups:
                handlelength=1.2, columnspacing=1.0)
 
 
+@docstring
 def plot_neighborhood_panel(
     shape: Ints,
     queries: Sequence[Ints] | None = None,
-    kernel_size: Ints = 3,
-    stride: Ints = 1,
-    dilation: Ints = 1,
-    is_causal: Bools = False,
+    kernel_size: Ints = 3, stride: Ints = 1, dilation: Ints = 1, is_causal: Bools = False,
     ncols: int | None = None,
     show_rpb: bool = False,
     suptitle: str | None = None,
     *,
-    fig: FigureTarget = None,
-    figsize: tuple[float, float] | None = None,
-    fontsize: float | None = None,
+    fig: FigureTarget = None, figsize: tuple[float, float] | None = None, fontsize: float | None = None,
 ) -> Figure | SubFigure:
     """Several queries of one configuration side by side, one shared legend.
 
@@ -342,13 +333,11 @@ def plot_neighborhood_panel(
         shape: grid shape, ``L`` or ``(H, W)``.
         queries: the query cells; default: a corner, an edge, the middle and the opposite
             corner, the places where the inward shift shows (or changes nothing).
-        kernel_size, stride, dilation, is_causal: the window, one value or one per axis, as in
-            :func:`dinat_ref.neighborhood.neighbor_indices`.
+        %(window_args)s
         ncols: panels per row (default: as many as keep the cells readable).
         show_rpb: write each neighbor's RPB index in its cell.
         suptitle: default: the configuration.
-        fig, figsize, fontsize: where to draw (a Figure, SubFigure or SubplotSpec; default a new
-            figure, 7 in wide), its size, the base font size (see :mod:`dinat_ref.viz.style`).
+        %(figure_args)s
 
     Returns:
         The figure (or subfigure) drawn on.
@@ -394,18 +383,15 @@ def plot_neighborhood_panel(
     return fig
 
 
+@docstring
 def plot_mask(
     shape: Ints,
-    kernel_size: Ints = 3,
-    stride: Ints = 1,
-    dilation: Ints = 1,
-    is_causal: Bools = False,
+    kernel_size: Ints = 3, stride: Ints = 1, dilation: Ints = 1, is_causal: Bools = False,
     query: Ints | None = None,
     ax: Axes | None = None,
     title: str | None = None,
     *,
-    figsize: tuple[float, float] | None = None,
-    fontsize: float | None = None,
+    figsize: tuple[float, float] | None = None, fontsize: float | None = None,
 ) -> Figure:
     """The same neighborhoods as a flattened ``N x N`` query-by-key mask (FlexAttention's view).
 
@@ -415,13 +401,10 @@ def plot_mask(
 
     Args:
         shape: grid shape, ``L`` or ``(H, W)``.
-        kernel_size, stride, dilation, is_causal: the window, one value or one per axis, as in
-            :func:`dinat_ref.neighborhood.neighbor_indices`.
+        %(window_args)s
         query: if given, its row is shaded and its keys dotted.
-        ax: draw here (default: a new one-column figure).
         title: default: the mask's size and density.
-        figsize: size of the new figure (default: 3.5 in square).
-        fontsize: base font size in points (default ``rcParams["font.size"]``).
+        %(axes_args)s
 
     Returns:
         The figure drawn on.
@@ -464,18 +447,14 @@ def _mark_mask_row(ax: Axes, cfg: _Config, mask: np.ndarray) -> None:
         ax.plot([x], [i], marker=marker, color="black", markersize=4, clip_on=False, zorder=4)
 
 
+@docstring
 def plot_grid_and_mask(
     shape: Ints,
     query: Ints | None = None,
-    kernel_size: Ints = 3,
-    stride: Ints = 1,
-    dilation: Ints = 1,
-    is_causal: Bools = False,
+    kernel_size: Ints = 3, stride: Ints = 1, dilation: Ints = 1, is_causal: Bools = False,
     interactive: bool = False,
     *,
-    fig: FigureTarget = None,
-    figsize: tuple[float, float] | None = None,
-    fontsize: float | None = None,
+    fig: FigureTarget = None, figsize: tuple[float, float] | None = None, fontsize: float | None = None,
 ) -> Figure | SubFigure:
     """The grid view and the Q x K mask of one configuration, linked by the query.
 
@@ -485,12 +464,10 @@ def plot_grid_and_mask(
     Args:
         shape: grid shape, ``L`` or ``(H, W)``.
         query: the query cell (default: the top-right corner).
-        kernel_size, stride, dilation, is_causal: the window, one value or one per axis, as in
-            :func:`dinat_ref.neighborhood.neighbor_indices`.
+        %(window_args)s
         interactive: with an interactive backend, clicking a grid cell moves the query in
             both views.
-        fig, figsize, fontsize: where to draw (a Figure, SubFigure or SubplotSpec; default a new
-            figure, 7 in wide), its size, the base font size (see :mod:`dinat_ref.viz.style`).
+        %(figure_args)s
 
     Returns:
         The figure (or subfigure) drawn on.
@@ -538,17 +515,13 @@ def plot_grid_and_mask(
     return fig
 
 
+@docstring
 def plot_rpb(
     shape: Ints,
     query: Ints | None = None,
-    kernel_size: Ints = 3,
-    stride: Ints = 1,
-    dilation: Ints = 1,
-    is_causal: Bools = False,
+    kernel_size: Ints = 3, stride: Ints = 1, dilation: Ints = 1, is_causal: Bools = False,
     *,
-    fig: FigureTarget = None,
-    figsize: tuple[float, float] | None = None,
-    fontsize: float | None = None,
+    fig: FigureTarget = None, figsize: tuple[float, float] | None = None, fontsize: float | None = None,
 ) -> Figure | SubFigure:
     """Which relative-position-bias entries one query uses.
 
@@ -561,10 +534,8 @@ def plot_rpb(
     Args:
         shape: grid shape, ``L`` or ``(H, W)``.
         query: the query cell (default: the top-right corner).
-        kernel_size, stride, dilation, is_causal: the window, one value or one per axis, as in
-            :func:`dinat_ref.neighborhood.neighbor_indices`.
-        fig, figsize, fontsize: where to draw (a Figure, SubFigure or SubplotSpec; default a new
-            figure, 7 in wide), its size, the base font size (see :mod:`dinat_ref.viz.style`).
+        %(window_args)s
+        %(figure_args)s
 
     Returns:
         The figure (or subfigure) drawn on.

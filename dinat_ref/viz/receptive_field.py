@@ -39,6 +39,7 @@ from dinat_ref.viz.neighborhood import OKABE_ITO
 from dinat_ref.viz.style import (
     PAGE_WIDTH,
     FigureTarget,
+    docstring,
     draw_cells,
     figure_width,
     fit_titles,
@@ -97,17 +98,15 @@ def _check_stacks(stacks, where: str) -> dict[str, tuple[int, ...]]:
     return {name: tuple(int(d) for d in dils) for name, dils in stacks.items()}
 
 
+@docstring
 def plot_rf_growth(
     length: int = 56,
     kernel_size: int = 7,
     stacks: Mapping[str, Sequence[int]] | None = None,
     query: int | None = None,
     *,
-    stride: int = 1,
-    is_causal: bool = False,
-    fig: FigureTarget = None,
-    figsize: tuple[float, float] | None = None,
-    fontsize: float | None = None,
+    stride: int = 1, is_causal: bool = False,
+    fig: FigureTarget = None, figsize: tuple[float, float] | None = None, fontsize: float | None = None,
 ) -> Figure | SubFigure:
     """One query's exact receptive field after each layer, for several layer stacks.
 
@@ -123,8 +122,7 @@ def plot_rf_growth(
         stacks: name -> per-layer dilations (default: three NA layers vs NA-DiNA-NA [1, 8, 1]).
         query: the query token (default: the middle).
         stride, is_causal: every layer's stride and causality.
-        fig, figsize, fontsize: where to draw (a Figure, SubFigure or SubplotSpec; default a new
-            figure, 7 in wide), its size, the base font size (see :mod:`dinat_ref.viz.style`).
+        %(figure_args)s
 
     Returns:
         The figure (or subfigure) drawn on.
@@ -168,16 +166,14 @@ def plot_rf_growth(
     return fig
 
 
+@docstring
 def plot_rf_per_query(
     length: int = 56,
     kernel_size: int = 7,
     stacks: Mapping[str, Sequence[int]] | None = None,
     *,
-    stride: int = 1,
-    is_causal: bool = False,
-    fig: FigureTarget = None,
-    figsize: tuple[float, float] | None = None,
-    fontsize: float | None = None,
+    stride: int = 1, is_causal: bool = False,
+    fig: FigureTarget = None, figsize: tuple[float, float] | None = None, fontsize: float | None = None,
 ) -> Figure | SubFigure:
     """Every query's receptive field after the whole stack, and its size against the formula.
 
@@ -190,8 +186,7 @@ def plot_rf_per_query(
         kernel_size: k.
         stacks: name -> per-layer dilations (default: three NA layers vs NA-DiNA-NA [1, 8, 1]).
         stride, is_causal: every layer's stride and causality.
-        fig, figsize, fontsize: where to draw (a Figure, SubFigure or SubplotSpec; default a new
-            figure, 7 in wide), its size, the base font size (see :mod:`dinat_ref.viz.style`).
+        %(figure_args)s
 
     Returns:
         The figure (or subfigure) drawn on.
@@ -231,17 +226,15 @@ def plot_rf_per_query(
     return fig
 
 
+@docstring
 def plot_rf_2d(
     shape: Sequence[int] = (28, 28),
     kernel_size: int = 7,
     stacks: Mapping[str, Sequence[int]] | None = None,
     query: Sequence[int] | None = None,
     *,
-    stride: int = 1,
-    is_causal: bool = False,
-    fig: FigureTarget = None,
-    figsize: tuple[float, float] | None = None,
-    fontsize: float | None = None,
+    stride: int = 1, is_causal: bool = False,
+    fig: FigureTarget = None, figsize: tuple[float, float] | None = None, fontsize: float | None = None,
 ) -> Figure | SubFigure:
     """A 2-D query's receptive field after each layer, small multiples (rows: stacks).
 
@@ -257,8 +250,7 @@ def plot_rf_2d(
         query: the query cell (default: the middle).
         stride: every layer's stride, both axes.
         is_causal: every layer causal on both axes.
-        fig, figsize, fontsize: where to draw (a Figure, SubFigure or SubplotSpec; default a new
-            figure, 7 in wide), its size, the base font size (see :mod:`dinat_ref.viz.style`).
+        %(figure_args)s
 
     Returns:
         The figure (or subfigure) drawn on.
@@ -298,13 +290,12 @@ def plot_rf_2d(
     return fig
 
 
+@docstring
 def plot_preset_rf(
     presets: Sequence[str] = ("mini", "tiny", "large-384"),
     image_size: int | None = None,
     *,
-    fig: FigureTarget = None,
-    figsize: tuple[float, float] | None = None,
-    fontsize: float | None = None,
+    fig: FigureTarget = None, figsize: tuple[float, float] | None = None, fontsize: float | None = None,
 ) -> Figure | SubFigure:
     """Per-stage receptive field of DiNAT presets, layer by layer, against an NA-only model.
 
@@ -316,8 +307,7 @@ def plot_preset_rf(
     Args:
         presets: names from :data:`dinat_ref.config.PRESETS`.
         image_size: input resolution (default: each preset's training resolution).
-        fig, figsize, fontsize: where to draw (a Figure, SubFigure or SubplotSpec; default a new
-            figure, 7 in wide), its size, the base font size (see :mod:`dinat_ref.viz.style`).
+        %(figure_args)s
 
     Returns:
         The figure (or subfigure) drawn on.
@@ -365,9 +355,7 @@ def plot_preset_table(
     presets: Sequence[str] | None = None,
     image_size: int | None = None,
     *,
-    fig: FigureTarget = None,
-    figsize: tuple[float, float] | None = None,
-    fontsize: float | None = None,
+    fig: FigureTarget = None, figsize: tuple[float, float] | None = None, fontsize: float | None = None,
 ) -> Figure | SubFigure:
     """:func:`dinat_ref.receptive_field.preset_table` as a picture (stages numbered from 0).
 

@@ -26,7 +26,15 @@ from matplotlib.patches import Rectangle
 
 from dinat_ref.checks import Ints
 from dinat_ref.neighborhood import neighbor_indices, rpb_indices
-from dinat_ref.viz.style import COLUMN_WIDTH, draw_cells, fit_titles, new_axes, resolve_cmap, style_context
+from dinat_ref.viz.style import (
+    COLUMN_WIDTH,
+    docstring,
+    draw_cells,
+    fit_titles,
+    new_axes,
+    resolve_cmap,
+    style_context,
+)
 
 __all__ = ["rpb_table", "plot_rpb_values"]
 
@@ -74,6 +82,7 @@ def rpb_table(model_or_tensor: Any, stage: int = 0, layer: int = 0) -> tuple[np.
     return table, dilation
 
 
+@docstring(scale="symmetric around 0, to the largest absolute value")
 def plot_rpb_values(
     model_or_tensor: Any,
     stage: int = 0,
@@ -85,12 +94,8 @@ def plot_rpb_values(
     dilation: int | None = None,
     annotate: bool | None = None,
     ax: Axes | None = None,
-    cmap: Any = None,
-    norm: Normalize | None = None,
-    vmin: float | None = None,
-    vmax: float | None = None,
-    figsize: tuple[float, float] | None = None,
-    fontsize: float | None = None,
+    cmap: Any = None, norm: Normalize | None = None, vmin: float | None = None, vmax: float | None = None,
+    figsize: tuple[float, float] | None = None, fontsize: float | None = None,
 ) -> Figure:
     """One head's learned RPB table as a heatmap, the entries one query reads outlined.
 
@@ -105,13 +110,8 @@ def plot_rpb_values(
             the layer runs on).
         dilation: the layer's dilation (default: the model's; 1 for a bare tensor).
         annotate: write each value in its cell (default: when the table is at most 13 wide).
-        ax: draw here (default: a new one-column figure).
-        cmap: colour map (default ``rcParams["image.cmap"]``).
-        norm: colour normalisation (default: symmetric around 0, ``vmin``/``vmax`` if given).
-        vmin: lower end of the colour scale.
-        vmax: upper end of the colour scale.
-        figsize: size of the new figure (default: 3.5 in wide).
-        fontsize: base font size in points (default ``rcParams["font.size"]``).
+        %(colour_args)s
+        %(axes_args)s
 
     Returns:
         The figure drawn on.

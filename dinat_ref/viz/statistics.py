@@ -29,6 +29,7 @@ from dinat_ref.viz.style import (
     COLUMN_WIDTH,
     PAGE_WIDTH,
     FigureTarget,
+    docstring,
     fit_titles,
     new_axes,
     new_figure,
@@ -45,22 +46,19 @@ _LABELS = {
 }
 
 
+@docstring
 def plot_head_statistic(
     stats: Sequence[LayerStatistics],
     metric: str = "distance",
     *,
-    ax: Axes | None = None,
-    figsize: tuple[float, float] | None = None,
-    fontsize: float | None = None,
+    ax: Axes | None = None, figsize: tuple[float, float] | None = None, fontsize: float | None = None,
 ) -> Figure:
     """One dot per head and layer, coloured by stage; a line through the layer means.
 
     Args:
         stats: from :func:`dinat_ref.analysis.model_attention_statistics`.
         metric: ``"distance"``, ``"entropy"`` or ``"normalized_entropy"``.
-        ax: draw here (default: a new one-column figure).
-        figsize: size of the new figure (default: 3.5 x 2.6 in).
-        fontsize: base font size in points (default ``rcParams["font.size"]``).
+        %(axes_args)s
 
     Returns:
         The figure drawn on.
@@ -90,6 +88,7 @@ def plot_head_statistic(
     return ax.get_figure(root=True)
 
 
+@docstring(scale="0 to the largest value")
 def plot_rollout(
     image: np.ndarray,
     rollout: np.ndarray,
@@ -98,13 +97,9 @@ def plot_rollout(
     *,
     alpha: float = 0.7,
     ax: Axes | None = None,
-    cmap: Any = None,
-    norm: Normalize | None = None,
-    vmin: float | None = None,
-    vmax: float | None = None,
+    cmap: Any = None, norm: Normalize | None = None, vmin: float | None = None, vmax: float | None = None,
     title: str | None = None,
-    figsize: tuple[float, float] | None = None,
-    fontsize: float | None = None,
+    figsize: tuple[float, float] | None = None, fontsize: float | None = None,
 ) -> Figure:
     """A rollout map (one stage's grid) over the image it came from; cells at 0 are transparent.
 
@@ -114,14 +109,9 @@ def plot_rollout(
         cell_px: input pixels per grid cell (``4 * 2**stage``).
         query_pixel: marked with a red cross when given.
         alpha: opacity of the map.
-        ax: draw here (default: a new one-column figure).
-        cmap: colour map (default ``rcParams["image.cmap"]``).
-        norm: colour normalisation (default: 0 to the largest value, or ``vmin``/``vmax``).
-        vmin: lower end of the colour scale.
-        vmax: upper end of the colour scale.
+        %(colour_args)s
         title: default: "attention rollout".
-        figsize: size of the new figure (default: 3.5 x 3.2 in).
-        fontsize: base font size in points (default ``rcParams["font.size"]``).
+        %(axes_args)s
 
     Returns:
         The figure drawn on.
@@ -153,6 +143,7 @@ def plot_rollout(
     return ax.get_figure(root=True)
 
 
+@docstring
 def statistics_figure(
     model: Any = None,
     images: int = 64,
@@ -160,9 +151,7 @@ def statistics_figure(
     query_pixel: Sequence[int] = (21, 21),
     digit_index: int = 1,
     *,
-    fig: FigureTarget = None,
-    figsize: tuple[float, float] | None = None,
-    fontsize: float | None = None,
+    fig: FigureTarget = None, figsize: tuple[float, float] | None = None, fontsize: float | None = None,
 ) -> Figure | SubFigure:
     """Mean attention distance and entropy per head, and a rollout, for the digits checkpoint.
 
@@ -173,9 +162,7 @@ def statistics_figure(
         rollout_stage: the stage whose layers the rollout runs through.
         query_pixel: (row, col) of the rollout's query on the test digit.
         digit_index: the test digit of the rollout (default: the zero of ``attention_digits``).
-        fig: draw into this Figure, SubFigure or SubplotSpec (default: a new figure).
-        figsize: size of the new figure (default: 7 x 2.6 in).
-        fontsize: base font size in points (default ``rcParams["font.size"]``).
+        %(figure_args)s
 
     Returns:
         The figure (or subfigure).

@@ -14,13 +14,18 @@ Every plotting function of :mod:`dinat_ref.viz` follows matplotlib's conventions
 * colour-mapped plots take ``cmap=`` (default ``rcParams["image.cmap"]``) and
   ``norm=`` or ``vmin=``/``vmax=``, shared by every panel they draw.
 
+These shared arguments are described once, in :data:`ARG_DOCS`, and the :func:`docstring`
+decorator writes them into each function's ``Args:`` (matplotlib's ``%(name)s`` docstring
+interpolation), so ``help()`` and the API pages show the full list.
+
 Grids of up to :data:`VECTOR_CELLS` cells are drawn with ``pcolormesh`` (each cell a vector
 quad in PDF/SVG, editable in a vector editor); larger ones as an image.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import re
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -36,6 +41,8 @@ __all__ = [
     "COLUMN_WIDTH",
     "VECTOR_CELLS",
     "FigureTarget",
+    "ARG_DOCS",
+    "docstring",
     "style_context",
     "new_axes",
     "new_figure",
@@ -52,6 +59,59 @@ COLUMN_WIDTH = 3.5  # inches: one column of a two-column paper
 VECTOR_CELLS = 4096  # grids up to this many cells are vector quads, larger ones an image
 
 FigureTarget = Figure | SubFigure | SubplotSpec | None
+
+# The arguments many plotting functions share, described once. A docstring line that is only
+# ``%(name)s`` becomes this text, indented as that line (continuation lines 4 deeper, as
+# napoleon's ``Args:`` wants them).
+_SIZES = (
+    "figsize: (width, height) of that new figure in inches.\n"
+    "fontsize: base font size in points (default ``rcParams[\"font.size\"]``)."
+)
+ARG_DOCS: dict[str, str] = {
+    "window_args": (
+        "kernel_size, stride, dilation, is_causal: the window, one value or one per axis, as in\n"
+        "    :func:`dinat_ref.neighborhood.neighbor_indices`."
+    ),
+    "figure_args": (
+        "fig: where to draw: a Figure, a SubFigure or a SubplotSpec (the panels go into a\n"
+        "    subfigure in its slot); default: a new figure, 7 in wide.\n" + _SIZES
+    ),
+    "axes_args": "ax: the Axes to draw on (default: a new figure, one column, 3.5 in wide).\n" + _SIZES,
+    "colour_args": (
+        "cmap: colour map (default ``rcParams[\"image.cmap\"]``).\n"
+        "norm: colour normalisation (default: %(scale)s).\n"
+        "vmin: lower end of the default scale, where given (unused with ``norm``).\n"
+        "vmax: upper end of the default scale, where given (unused with ``norm``)."
+    ),
+}
+_LINE = re.compile(r"^([ \t]*)%\((\w+)\)s[ \t]*$", re.MULTILINE)  # a placeholder alone on its line
+_INLINE = re.compile(r"%\((\w+)\)s")
+
+
+def docstring(func: Callable | None = None, /, **values: str) -> Callable:
+    """Fill the ``%(name)s`` placeholders of a function's docstring: ``@docstring`` above it.
+
+    A placeholder alone on a line becomes the entry of :data:`ARG_DOCS` (or of ``values``),
+    indented as that line; a placeholder inside a line becomes the value of ``values``
+    (``@docstring(scale="symmetric around 0")`` fills the ``%(scale)s`` of ``colour_args``: the
+    default colour scale differs per function).
+    An unknown name raises at import, so a typo never reaches the rendered docs.
+    """
+    table = {**ARG_DOCS, **values}
+
+    def lookup(name: str, where: str) -> str:
+        if name not in table:
+            raise ValueError(f"{where}: the docstring has %({name})s; known names: {sorted(table)}.")
+        return table[name]
+
+    def fill(f: Callable) -> Callable:
+        if f.__doc__:  # None under python -OO
+            doc = _LINE.sub(lambda m: "\n".join(m.group(1) + line for line in
+                                                lookup(m.group(2), f.__name__).split("\n")), f.__doc__)
+            f.__doc__ = _INLINE.sub(lambda m: lookup(m.group(1), f.__name__), doc)
+        return f
+
+    return fill if func is None else fill(func)
 
 
 @contextmanager
