@@ -84,6 +84,8 @@ class CaseWorker:
         try:
             return self._conn.recv()
         except (EOFError, OSError):
+            if self._proc is not None:
+                self._proc.join(5)  # the pipe closes before the process is reaped: wait for its status
             code = self._proc.exitcode if self._proc is not None else None
             self.close()
             return "died", f"the worker process died (exit code {code}) while running the kernel"
