@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> None:
     import dinat_ref.numpy as dn
     import dinat_ref.torch as dt
     from dinat_ref import DinatConfig
-    from dinat_ref.weights import random_state_dict
+    from dinat_ref.hf.weights import random_state_dict
 
     if args.threads:
         torch.set_num_threads(args.threads)

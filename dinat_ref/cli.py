@@ -1,6 +1,6 @@
 """The ``dinat-ref`` command line.
 
-Each subcommand lives next to the code it drives, in a module that defines
+Each subcommand is a module of :mod:`dinat_ref.commands` that defines
 ``add_arguments(parser)`` and ``run(args) -> int``; this file only dispatches, so
 ``dinat-ref --help`` stays fast and never imports torch or matplotlib.
 """
@@ -11,17 +11,17 @@ import argparse
 import importlib
 import sys
 
-# name -> (module, one-line help). Modules are imported lazily, only for the chosen command.
+# name -> (module in dinat_ref.commands, one-line help). Imported lazily, only for the chosen command.
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
-    "tour": ("dinat_ref.tour", "the main job: a short tour (neighborhood, cross-checks, timings, figures)"),
-    "neighborhood": ("dinat_ref.neighborhood_cli", "print a query's neighborhood on a grid in the terminal"),
-    "convert": ("dinat_ref.convert_cli", "convert a SHI-Labs DiNAT checkpoint to a Hugging Face directory"),
-    "verify": ("dinat_ref.testing.cli", "check an NA kernel against the float64 reference, with a diagnosis"),
-    "figures": ("dinat_ref.viz.figures", "regenerate every figure (PNG) in figures/ or --out DIR"),
-    "classify": ("dinat_ref.classify", "top-k labels of images with a model directory (default: digits)"),
-    "finetune": ("dinat_ref.finetune", "fine-tune a classifier on an image folder (one or many processes)"),
-    "explore": ("dinat_ref.explore", "write the interactive explorer of the rule, one offline HTML page"),
-    "zoo": ("dinat_ref.zoo", "verify third-party NA kernels; write docs/zoo.md and figures/zoo/"),
+    "tour": ("tour", "the main job: a short tour (neighborhood, cross-checks, timings, figures)"),
+    "neighborhood": ("neighborhood", "print a query's neighborhood on a grid in the terminal"),
+    "convert": ("convert", "convert a SHI-Labs DiNAT checkpoint to a Hugging Face directory"),
+    "verify": ("verify", "check an NA kernel against the float64 reference, with a diagnosis"),
+    "figures": ("figures", "regenerate every figure (PNG) in figures/ or --out DIR"),
+    "classify": ("classify", "top-k labels of images with a model directory (default: digits)"),
+    "finetune": ("finetune", "fine-tune a classifier on an image folder (one or many processes)"),
+    "explore": ("explore", "write the interactive explorer of the rule, one offline HTML page"),
+    "train-digits": ("train_digits", "train the tiny digits DiNAT and write its checkpoint"),
 }
 
 
@@ -36,9 +36,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (module, help_text) in SUBCOMMANDS.items():
         p = sub.add_parser(name, help=help_text, description=help_text)
-        p.set_defaults(_module=module)
+        p.set_defaults(_module=f"dinat_ref.commands.{module}")
         # Arguments are declared by the module; import it only to read them.
-        importlib.import_module(module).add_arguments(p)
+        importlib.import_module(f"dinat_ref.commands.{module}").add_arguments(p)
     return parser
 
 

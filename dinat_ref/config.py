@@ -619,7 +619,7 @@ class DinatConfig:
 
     def save_pretrained(self, directory: str | os.PathLike) -> None:
         """Write ``config.json`` into ``directory`` (atomically: a temporary file, then a rename)."""
-        from dinat_ref.atomic import atomic_write_text
+        from dinat_ref.hf.atomic import atomic_write_text
 
         os.makedirs(directory, exist_ok=True)
         atomic_write_text(os.path.join(directory, "config.json"), self.to_json_string())

@@ -1,7 +1,7 @@
 """Exact receptive fields of stacked NA / DiNA layers, by composing neighborhoods.
 
 Papers: NA https://arxiv.org/abs/2204.07143, DiNA / DiNAT https://arxiv.org/abs/2209.15001.
-NumPy only; the pictures are in :mod:`dinat_ref.viz.receptive_field`.
+NumPy only; the pictures are in :mod:`dinat_ref.viz.rf`.
 
 What is computed
 ----------------

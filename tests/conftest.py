@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import os
+import sys
+from pathlib import Path
+
+# Test helpers (independent kernels, the browser fixture) are imported by name from tests/helpers/.
+sys.path.insert(0, str(Path(__file__).resolve().parent / "helpers"))
 
 # Figures render off-screen in tests and on CI (set before anything imports matplotlib).
 os.environ.setdefault("MPLBACKEND", "Agg")

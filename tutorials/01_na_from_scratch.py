@@ -276,7 +276,7 @@ print(render_neighborhood((H, W), (0, 8), kernel_size=3, dilation=2))
 # %%
 import matplotlib.pyplot as plt  # noqa: E402
 
-from dinat_ref.viz.neighborhood import plot_grid_and_mask  # noqa: E402
+from dinat_ref.viz.windows import plot_grid_and_mask  # noqa: E402
 
 fig = plot_grid_and_mask((H, W), (0, 8), kernel_size=3, dilation=2)
 plt.show()  # a window in a script with a GUI backend; inline in a notebook; nothing headless

@@ -38,7 +38,7 @@ from dinat_ref.receptive_field import (
     receptive_fields_1d,
     rf_stats,
 )
-from dinat_ref.viz.receptive_field import plot_preset_rf, plot_rf_2d, plot_rf_growth, plot_rf_per_query
+from dinat_ref.viz.rf import plot_preset_rf, plot_rf_2d, plot_rf_growth, plot_rf_per_query
 
 L, k = 56, 7  # DiNAT's first stage at 224x224: 56 tokens per axis, 7x7 windows
 

@@ -36,7 +36,7 @@ import numpy as np
 
 from dinat_ref.neighborhood import axis_windows, dense_mask, neighbor_indices, neighbors_of
 from dinat_ref.numpy import na1d, na3d
-from dinat_ref.viz.neighborhood import plot_mask, plot_neighborhood_panel
+from dinat_ref.viz.windows import plot_mask, plot_neighborhood_panel
 
 rng = np.random.default_rng(0)
 

@@ -35,7 +35,7 @@ import torch
 import dinat_ref.torch as dt
 from dinat_ref.neighborhood import neighbor_indices, neighbors_of, rpb_indices
 from dinat_ref.numpy import na1d, na1d_backward, na1d_qk, na2d, na2d_backward
-from dinat_ref.viz.neighborhood import plot_rpb
+from dinat_ref.viz.windows import plot_rpb
 
 rng = np.random.default_rng(0)
 

@@ -34,9 +34,9 @@ import torch.nn.functional as F
 
 import dinat_ref.torch as dt
 from dinat_ref import DinatConfig
+from dinat_ref.hf.weights import count_parameters, random_state_dict
 from dinat_ref.neighborhood import neighbor_indices, rpb_indices
 from dinat_ref.viz.architecture import plot_dinat_architecture
-from dinat_ref.weights import count_parameters, random_state_dict
 
 torch.manual_seed(0)
 torch.set_num_threads(1)  # small tensors; one thread is steadiest on a shared machine
@@ -206,7 +206,7 @@ assert torch.allclose(logits, out.logits, atol=1e-4)
 # ## 6. Where the parameters are
 #
 # Counted from the model, grouped by part, and checked against the count computed from
-# the config alone (`dinat_ref.weights.count_parameters`, tested against the paper's 20M):
+# the config alone (`dinat_ref.hf.weights.count_parameters`, tested against the paper's 20M):
 
 # %%
 groups = {"stem": "dinat.embeddings.", "stages": "dinat.encoder.", "final norm": "dinat.layernorm.",

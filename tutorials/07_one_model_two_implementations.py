@@ -41,8 +41,8 @@ import dinat_ref.numpy as dn
 import dinat_ref.torch as dt
 from dinat_ref import DinatConfig
 from dinat_ref.config import PRESET_RESULTS
+from dinat_ref.hf.weights import convert_shi_labs, count_parameters, random_state_dict, save_state_dict
 from dinat_ref.neighborhood import neighbor_indices
-from dinat_ref.weights import convert_shi_labs, count_parameters, random_state_dict, save_state_dict
 
 torch.manual_seed(0)
 work = Path(tempfile.mkdtemp(prefix="dinat-tutorial-"))

@@ -29,11 +29,11 @@
 #   seed 0. Float32 sums are rounded in an order that depends on the CPU and the math
 #   library, and twelve epochs of training amplify those last-bit differences.
 #
-# The training code lives in one place, `dinat_ref/train_digits.py`; this tutorial calls
+# The training code lives in one place, `dinat_ref/torch/digits.py`; this tutorial calls
 # it, and so does the command that regenerated the checkpoint committed in
 # `dinat_ref/assets/digits-dinat/`:
 #
-#     python -m dinat_ref.train_digits --out dinat_ref/assets/digits-dinat
+#     dinat-ref train-digits --out dinat_ref/assets/digits-dinat
 #
 # Set `DINAT_REF_FAST=1` to run this notebook in seconds: it then trains for one epoch
 # only, to show the loop works, and checks the 95% claim on the committed checkpoint
@@ -48,9 +48,9 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-from dinat_ref import train_digits
 from dinat_ref.neighborhood import neighbor_indices
 from dinat_ref.torch import DinatForImageClassification
+from dinat_ref.torch import digits as train_digits
 from dinat_ref.viz.attention_maps import model_attention, plot_attention_maps
 
 FAST = os.environ.get("DINAT_REF_FAST", "") == "1"

@@ -30,7 +30,7 @@
 #
 # ```bash
 # dinat-ref finetune --data my_folder --out my-model --model dinat_ref/assets/digits-dinat --no-augment
-# torchrun --nproc-per-node 2 -m dinat_ref.finetune --data my_folder --out my-model --model ...
+# torchrun --nproc-per-node 2 -m dinat_ref.commands.finetune --data my_folder --out my-model --model ...
 # dinat-ref classify some.png --model my-model --top 3
 # ```
 
@@ -46,10 +46,10 @@ from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 
 from dinat_ref import DinatImageProcessor
-from dinat_ref.classify import DEFAULT_MODEL, classify
-from dinat_ref.finetune.train import FinetuneConfig, finetune
+from dinat_ref.commands.classify import DEFAULT_MODEL, classify
+from dinat_ref.commands.finetune.train import FinetuneConfig, finetune
 from dinat_ref.torch import DinatForImageClassification
-from dinat_ref.train_digits import digits_model_config
+from dinat_ref.torch.digits import digits_model_config
 
 torch.set_num_threads(1)  # tiny matrices: one thread is fastest on a busy machine
 work = Path(tempfile.mkdtemp(prefix="dinat-finetune-"))

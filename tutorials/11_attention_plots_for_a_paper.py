@@ -36,13 +36,13 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 
-from dinat_ref import train_digits
 from dinat_ref.analysis import (
     attention_distance,
     attention_entropy,
     model_attention_rollout,
     model_attention_statistics,
 )
+from dinat_ref.torch import digits as train_digits
 from dinat_ref.viz.attention_maps import (
     digits_processor,
     image_to_pixels,
@@ -50,10 +50,10 @@ from dinat_ref.viz.attention_maps import (
     plot_attention_maps,
 )
 from dinat_ref.viz.html import model_attention_html, write_html
-from dinat_ref.viz.neighborhood import plot_neighborhood
-from dinat_ref.viz.receptive_field import plot_rf_growth
+from dinat_ref.viz.rf import plot_rf_growth
 from dinat_ref.viz.rpb import plot_rpb_values
 from dinat_ref.viz.statistics import plot_head_statistic, plot_rollout
+from dinat_ref.viz.windows import plot_neighborhood
 
 PAPER = {"font.size": 7, "image.cmap": "cividis"}  # a journal's 7 pt type, one colour map for all
 out = Path("paper_figures")  # the working directory: nothing is written next to the tutorial

@@ -2,7 +2,7 @@
 
 Dilated Neighborhood Attention Transformer, Hassani & Shi 2022, https://arxiv.org/abs/2209.15001.
 Semantics are Hugging Face ``transformers``' DiNAT exactly, and the parameters are read
-by their Hugging Face names (see :mod:`dinat_ref.weights`), so a ``transformers``
+by their Hugging Face names (see :mod:`dinat_ref.hf.weights`), so a ``transformers``
 checkpoint directory loads as is and gives the same numbers as :mod:`dinat_ref.torch.model`.
 
 The network, channels-last ``(B, H, W, C)`` throughout, read top-down in this file::
@@ -31,7 +31,7 @@ probability query ``(i, j)`` gives its ``t``-th neighbor (row-major over the win
 when the input was smaller than ``kernel_size * dilation``. (``transformers`` returns
 heads-first maps; this layout is the documented difference.)
 
-Outputs are :mod:`dinat_ref.outputs` dataclasses that behave like ``transformers``'
+Outputs are :mod:`dinat_ref.hf.outputs` dataclasses that behave like ``transformers``'
 ``ModelOutput`` (``out.logits``, ``out["loss"]``, ``out[0]``, ``out.to_tuple()``).
 """
 
@@ -43,7 +43,7 @@ from typing import Any
 import numpy as np
 
 from dinat_ref.config import DinatConfig
-from dinat_ref.modeling_utils import (
+from dinat_ref.hf.modeling_utils import (
     IGNORE_INDEX,
     BackboneInfo,
     EncoderResult,
@@ -57,10 +57,10 @@ from dinat_ref.modeling_utils import (
     prepare_load,
     problem_type,
 )
+from dinat_ref.hf.outputs import DinatBackboneOutput, DinatImageClassifierOutput, DinatModelOutput
+from dinat_ref.hf.weights import count_parameters, expected_shapes, save_pretrained
 from dinat_ref.numpy.attention import na2d, na2d_av, na2d_qk
 from dinat_ref.numpy.layers import conv2d, gelu, layer_norm, linear, softmax
-from dinat_ref.outputs import DinatBackboneOutput, DinatImageClassifierOutput, DinatModelOutput
-from dinat_ref.weights import count_parameters, expected_shapes, save_pretrained
 
 __all__ = [
     "DinatModelOutput", "DinatImageClassifierOutput", "DinatBackboneOutput",
@@ -288,7 +288,7 @@ class _NumpyDinat:
         return dict(self.params)
 
     def save_pretrained(self, directory: str | os.PathLike) -> None:
-        """Write ``model.safetensors`` then ``config.json``, all or nothing (see :mod:`dinat_ref.atomic`)."""
+        """Write ``model.safetensors`` then ``config.json``, all or nothing (:mod:`dinat_ref.hf.atomic`)."""
         save_pretrained(directory, self.config, self.params, architecture=type(self).__name__)
 
     def _pixels(self, pixel_values: Any) -> np.ndarray:
@@ -356,7 +356,7 @@ def _check_labels_array(labels: Any, where: str) -> np.ndarray:
 
 def classification_loss(logits: np.ndarray, labels: np.ndarray, config: DinatConfig) -> np.ndarray:
     """``transformers``' loss for ``config.problem_type`` (inferred when None, see
-    :func:`dinat_ref.modeling_utils.problem_type`).
+    :func:`dinat_ref.hf.modeling_utils.problem_type`).
 
     * "regression": mean squared error (with one label, over the squeezed arrays);
     * "single_label_classification": cross-entropy averaged over the labels that are not

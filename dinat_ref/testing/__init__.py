@@ -38,7 +38,7 @@ from dinat_ref.testing.adapters import (
 from dinat_ref.testing.cases import Case, CaseInputs, curated_cases, default_cases, random_cases
 from dinat_ref.testing.detect import ArrayDetection, detect_array
 from dinat_ref.testing.probes import diagnose_result
-from dinat_ref.testing.pytest import check_case, parametrize_cases, pytest_suite
+from dinat_ref.testing.pytest_plugin import check_case, parametrize_cases, pytest_suite
 from dinat_ref.testing.report import CaseResult, Diagnosis, Report
 from dinat_ref.testing.runner import (
     DEFAULT_BACKWARD_TOLERANCES,

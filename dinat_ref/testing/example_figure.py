@@ -40,7 +40,7 @@ def zero_padded_na(q, k, v, kernel_size, stride=1, dilation=1, is_causal=False, 
 def save_example(out_dir: str | Path) -> str:
     """Write ``verify_errors.png`` (heatmap of :func:`zero_padded_na`) into ``out_dir``; return the path."""
     from dinat_ref.testing.runner import verify
-    from dinat_ref.viz.figures import save_figure
+    from dinat_ref.viz.style import save_figure
     from dinat_ref.viz.verify_errors import plot_verify_errors
 
     report = verify(zero_padded_na, array="numpy", dims=(2,), dtypes=("float64",), rpb=False,

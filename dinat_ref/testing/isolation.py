@@ -26,8 +26,8 @@ from typing import Any
 import numpy as np
 
 from dinat_ref.testing.cases import Case
-from dinat_ref.testing.cli import resolve
 from dinat_ref.testing.report import CaseResult, Diagnosis
+from dinat_ref.testing.targets import resolve
 
 __all__ = ["CaseWorker"]
 

@@ -40,8 +40,8 @@ import numpy as np
 from dinat_ref.numpy import na_backward, na_forward
 from dinat_ref.testing.adapters import DTYPES, KernelAdapter, KernelLimits, KernelMutationError
 from dinat_ref.testing.cases import Case, default_cases
-from dinat_ref.testing.cli import resolve
 from dinat_ref.testing.report import CaseResult, Diagnosis, Report
+from dinat_ref.testing.targets import resolve
 
 if TYPE_CHECKING:
     from dinat_ref.testing.isolation import CaseWorker

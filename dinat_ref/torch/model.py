@@ -7,7 +7,7 @@ Dilated Neighborhood Attention Transformer, Hassani & Shi 2022, https://arxiv.or
 :mod:`dinat_ref.numpy.model` (read that file for the math, step by step; this one is the
 same network as ``nn.Module`` s). Neighborhood attention itself is
 :func:`dinat_ref.torch.na2d`, whose ``backend`` ("auto", "torch", "flex", "natten") every
-model takes; outputs are the :mod:`dinat_ref.outputs` dataclasses, which behave like
+model takes; outputs are the :mod:`dinat_ref.hf.outputs` dataclasses, which behave like
 ``transformers``' ``ModelOutput`` (``out.loss``, ``out["loss"]``, ``out[0]``, ``to_tuple()``).
 
 Training: dropout and drop path (stochastic depth, ``linspace(0, drop_path_rate,
@@ -40,7 +40,7 @@ import torch.utils.checkpoint
 from torch import nn
 
 from dinat_ref.config import DinatConfig
-from dinat_ref.modeling_utils import (
+from dinat_ref.hf.modeling_utils import (
     IGNORE_INDEX,
     BackboneInfo,
     EncoderResult,
@@ -53,14 +53,14 @@ from dinat_ref.modeling_utils import (
     prepare_load,
     problem_type,
 )
-from dinat_ref.outputs import (
+from dinat_ref.hf.outputs import (
     DinatBackboneOutput,
     DinatImageClassifierOutput,
     DinatModelOutput,
     register_pytree_nodes,
 )
+from dinat_ref.hf.weights import backbone_channels, save_pretrained
 from dinat_ref.torch.functional import BACKENDS, na2d, na2d_av, na2d_qk
-from dinat_ref.weights import backbone_channels, save_pretrained
 
 register_pytree_nodes()  # DDP(find_unused_parameters=True), torch.compile and export see inside outputs
 
@@ -552,7 +552,7 @@ class DinatForImageClassification(DinatPreTrainedModel):
 
 def classification_loss(logits: torch.Tensor, labels: torch.Tensor, config: DinatConfig) -> torch.Tensor:
     """``transformers``' loss for ``config.problem_type`` (inferred when None, see
-    :func:`dinat_ref.modeling_utils.problem_type`).
+    :func:`dinat_ref.hf.modeling_utils.problem_type`).
 
     * "regression": mean squared error (with one label, over the squeezed tensors);
     * "single_label_classification": cross-entropy averaged over the labels that are not

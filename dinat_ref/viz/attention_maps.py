@@ -22,12 +22,12 @@ Figures made here:
   and the picture shows the neighborhood pattern (where each head can look), not learned
   semantics; the title says so. Pass a converted checkpoint as ``model`` to see learned maps.
 * :func:`digits_attention_figure`: the tiny DiNAT trained on handwritten digits
-  (:mod:`dinat_ref.train_digits`, checkpoint in ``dinat_ref/assets/digits-dinat``):
+  (:mod:`dinat_ref.torch.digits`, checkpoint in ``dinat_ref/assets/digits-dinat``):
   learned attention on a test digit.
 
 Both figures go through one image helper, :func:`image_to_pixels`: the image as drawn
 (``(H, W)`` or ``(H, W, 3)`` in [0, 1]) becomes the model's ``pixel_values`` through the
-model's own image processor, :class:`dinat_ref.image_processor.DinatImageProcessor` (or any
+model's own image processor, :class:`dinat_ref.hf.image_processor.DinatImageProcessor` (or any
 callable ``processor(images, return_tensors="pt")`` returning ``{"pixel_values": (B, C, H, W)}``).
 
 Stages, layers and heads are numbered from 0, in the API and in every label, as in the
@@ -166,7 +166,7 @@ def sample_photo(size: int = 224) -> np.ndarray:
 class Normalize:
     """The smallest image processor: ``(x - mean[c]) / std[c]`` per channel, no resize.
 
-    Same call as :class:`dinat_ref.image_processor.DinatImageProcessor`:
+    Same call as :class:`dinat_ref.hf.image_processor.DinatImageProcessor`:
     ``Normalize(mean, std)(images, return_tensors="pt")["pixel_values"]`` is ``(B, C, H, W)``
     float32. Images are ``(H, W)`` or ``(H, W, C)`` floats in [0, 1], one or a list.
 
@@ -227,7 +227,7 @@ def image_to_pixels(image: np.ndarray, processor: Any = None) -> Any:
         image: (H, W) grayscale or (H, W, 3) RGB, floats in [0, 1]: the picture as drawn.
         processor: the model's image processor, any callable
             ``processor(images, return_tensors="pt")["pixel_values"]``, e.g.
-            :class:`dinat_ref.image_processor.DinatImageProcessor` (with ``do_rescale=False``
+            :class:`dinat_ref.hf.image_processor.DinatImageProcessor` (with ``do_rescale=False``
             for [0, 1] floats). Default: :class:`Normalize`, plain ImageNet normalisation
             without a resize.
 
@@ -507,10 +507,10 @@ PHOTO_QUERY = (80, 132)  # (row, col) on the 224x224 photo: the subject's left e
 def photo_processor(size: int = 224) -> Any:
     """The hub's ImageNet DiNAT preprocessing for ``size x size`` float images in [0, 1].
 
-    :meth:`dinat_ref.image_processor.DinatImageProcessor.imagenet` (bicubic resize,
+    :meth:`dinat_ref.hf.image_processor.DinatImageProcessor.imagenet` (bicubic resize,
     ImageNet mean and std) with ``do_rescale=False``: the photo is already in [0, 1].
     """
-    from dinat_ref.image_processor import DinatImageProcessor
+    from dinat_ref.hf.image_processor import DinatImageProcessor
 
     processor = DinatImageProcessor.imagenet(size)
     processor.do_rescale = False
@@ -569,11 +569,11 @@ DIGIT_QUERY = (21, 21)  # (row, col) on the 48x48 digit: inside the zero's hole
 def digits_processor() -> Any:
     """The digits checkpoint's preprocessing for its 48x48 float images in [0, 1]: standardize.
 
-    A :class:`dinat_ref.image_processor.DinatImageProcessor` with the training set's mean and
-    std (:data:`dinat_ref.train_digits.PIXEL_MEAN`, ``PIXEL_STD``), one channel, no rescale.
+    A :class:`dinat_ref.hf.image_processor.DinatImageProcessor` with the training set's mean and
+    std (:data:`dinat_ref.torch.digits.PIXEL_MEAN`, ``PIXEL_STD``), one channel, no rescale.
     """
-    from dinat_ref.image_processor import DinatImageProcessor
-    from dinat_ref.train_digits import IMAGE_SIZE, PIXEL_MEAN, PIXEL_STD
+    from dinat_ref.hf.image_processor import DinatImageProcessor
+    from dinat_ref.torch.digits import IMAGE_SIZE, PIXEL_MEAN, PIXEL_STD
 
     return DinatImageProcessor(size=IMAGE_SIZE, resample=2, do_rescale=False, image_mean=[PIXEL_MEAN],
                                image_std=[PIXEL_STD])
@@ -586,7 +586,7 @@ def digits_attention_figure(model: Any = None, digit_index: int = DIGIT_INDEX,
     """The tiny DiNAT trained on handwritten digits, on one test digit.
 
     Args:
-        model: defaults to the committed checkpoint (:func:`dinat_ref.train_digits.load_pretrained`).
+        model: defaults to the committed checkpoint (:func:`dinat_ref.torch.digits.load_pretrained`).
         digit_index: index into the held-out test split.
         query_pixel: (row, col) on the upsampled digit.
         layers: see :func:`model_attention`; by default every layer.
@@ -599,7 +599,7 @@ def digits_attention_figure(model: Any = None, digit_index: int = DIGIT_INDEX,
     """
     import torch
 
-    from dinat_ref import train_digits
+    from dinat_ref.torch import digits as train_digits
 
     if model is None:
         model = train_digits.load_pretrained()
@@ -618,13 +618,13 @@ def digits_attention_figure(model: Any = None, digit_index: int = DIGIT_INDEX,
 
 def save_photo_attention(out_dir: str | Path) -> Path:
     """Write ``attention_photo.png`` into ``out_dir`` and return its path."""
-    from dinat_ref.viz.figures import save_figure
+    from dinat_ref.viz.style import save_figure
 
     return save_figure(photo_attention_figure(), out_dir, "attention_photo")
 
 
 def save_digits_attention(out_dir: str | Path) -> Path:
     """Write ``attention_digits.png`` into ``out_dir`` and return its path."""
-    from dinat_ref.viz.figures import save_figure
+    from dinat_ref.viz.style import save_figure
 
     return save_figure(digits_attention_figure(), out_dir, "attention_digits")

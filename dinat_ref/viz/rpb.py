@@ -5,7 +5,7 @@ logit of key ``j`` for query ``i`` is ``rpb[head, (k - 1) + (j0 - i0) / d, (k - 
 :func:`plot_rpb_values` draws one head's table as a heatmap and outlines the ``k x k``
 entries one query reads (from :func:`dinat_ref.neighborhood.rpb_indices`): the middle
 block for a query away from the borders, an off-centre block where the window shifted inward.
-The index pattern without values is :func:`dinat_ref.viz.neighborhood.plot_rpb`.
+The index pattern without values is :func:`dinat_ref.viz.windows.plot_rpb`.
 
 Stages, layers and heads are numbered from 0, as in the state-dict name
 ``encoder.levels.{stage}.layers.{layer}.attention.self.rpb``.

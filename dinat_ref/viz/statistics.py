@@ -24,7 +24,6 @@ from matplotlib.figure import Figure, SubFigure
 
 from dinat_ref.analysis import LayerStatistics
 from dinat_ref.viz.attention_maps import _check_image, upsample_cells
-from dinat_ref.viz.neighborhood import OKABE_ITO
 from dinat_ref.viz.style import (
     COLUMN_WIDTH,
     PAGE_WIDTH,
@@ -36,6 +35,7 @@ from dinat_ref.viz.style import (
     resolve_cmap,
     style_context,
 )
+from dinat_ref.viz.windows import OKABE_ITO
 
 __all__ = ["plot_head_statistic", "plot_rollout", "statistics_figure"]
 
@@ -157,7 +157,7 @@ def statistics_figure(
 
     Args:
         model: a model taking the digits' (B, 1, 48, 48) inputs (default: the committed
-            checkpoint, :func:`dinat_ref.train_digits.load_pretrained`).
+            checkpoint, :func:`dinat_ref.torch.digits.load_pretrained`).
         images: how many held-out test digits the statistics average over.
         rollout_stage: the stage whose layers the rollout runs through.
         query_pixel: (row, col) of the rollout's query on the test digit.
@@ -167,8 +167,8 @@ def statistics_figure(
     Returns:
         The figure (or subfigure).
     """
-    from dinat_ref import train_digits
     from dinat_ref.analysis import model_attention_rollout, model_attention_statistics
+    from dinat_ref.torch import digits as train_digits
 
     model = train_digits.load_pretrained() if model is None else model
     _, _, x_test, _ = train_digits.load_digits_split()

@@ -24,9 +24,12 @@ quad in PDF/SVG, editable in a vector editor); larger ones as an image.
 
 from __future__ import annotations
 
+import os
 import re
+import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import matplotlib as mpl
@@ -52,11 +55,14 @@ __all__ = [
     "wrap",
     "figure_width",
     "fit_titles",
+    "DPI",
+    "save_figure",
 ]
 
 PAGE_WIDTH = 7.0  # inches: a full text width (two-column papers, A4/letter with margins)
 COLUMN_WIDTH = 3.5  # inches: one column of a two-column paper
 VECTOR_CELLS = 4096  # grids up to this many cells are vector quads, larger ones an image
+DPI = 150  # figures are sized in inches for a page; 150 dpi reads well on screen and in print
 
 FigureTarget = Figure | SubFigure | SubplotSpec | None
 
@@ -238,3 +244,29 @@ def fit_titles(fig: Figure | SubFigure) -> None:
         for t in (ax.title, ax._left_title, ax._right_title):
             if t.get_text():
                 t.set_text(wrap(t.get_text(), 1.1 * width, t.get_fontsize()))
+
+
+def save_figure(fig: Any, out_dir: str | Path, name: str) -> Path:
+    """Save ``fig`` as ``out_dir/name.png`` the deterministic way, close it, return the path.
+
+    The PNG is written to a temporary file in ``out_dir`` and renamed into place
+    (``os.replace``, atomic on one file system): an interrupted or failed save leaves the
+    previous file as it was, never half a PNG.
+    """
+    out = Path(out_dir) / f"{name}.png"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".png.tmp", dir=out.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            fig.savefig(f, format="png", dpi=DPI, bbox_inches="tight", pad_inches=0.04,
+                        metadata={"Software": None})
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp made it private; a figure is an ordinary file
+        os.replace(tmp, out)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    finally:
+        plt.close(fig)
+    return out

@@ -4,7 +4,7 @@
   ``docs/tutorials/`` (generated, ignored by git) with a download line added under its title;
   myst-nb then executes and renders it. The untouched notebook (``.ipynb``) and script are
   written to ``docs/_downloads_src/`` for the download links.
-* The explorer: :func:`dinat_ref.explore.build_page` writes ``docs/_extra/dinat_explorer.html``,
+* The explorer: :func:`dinat_ref.commands.explore.build_page` writes ``docs/_extra/dinat_explorer.html``,
   copied into the site root by ``html_extra_path``.
 * README text: a page may hold a marker line that is replaced, when Sphinx reads the page, by
   part of ``README.md`` (or ``tutorials/README.md``) with its links rewritten for the site::
@@ -264,7 +264,7 @@ def sync_tutorials() -> list[str]:
 
 
 def write_explorer() -> None:
-    from dinat_ref.explore import build_page
+    from dinat_ref.commands.explore import build_page
 
     _write_if_changed(EXTRA / "dinat_explorer.html", build_page())
 

@@ -4,7 +4,7 @@
 
 (function () {
   const R = DinatRule;
-  // Okabe-Ito, as dinat_ref.viz.neighborhood.OKABE_ITO: one color per dilation group.
+  // Okabe-Ito, as dinat_ref.viz.windows.OKABE_ITO: one color per dilation group.
   const PALETTE = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#999999"];
   const TINT = 0.22; // share of the group color in a non-neighbor cell (the rest is white)
   const RF_COLOR = "#0072B2";
